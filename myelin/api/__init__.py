@@ -1,0 +1,1 @@
+"""HTTP edges: parse, call one service, respond. No business logic lives here."""

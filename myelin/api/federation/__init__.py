@@ -1,0 +1,1 @@
+"""Federation (server-server) API endpoints."""

@@ -1,0 +1,191 @@
+"""Composition root: Config -> Database -> stores -> services -> HTTP edge. No globals.
+
+Everything a process needs is built here from one Config and handed down explicitly, so a test
+can run several complete homeservers side by side in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from myelin.api.http.dispatch import Dispatcher
+from myelin.api.http.metrics import HttpMetrics
+from myelin.api.http.ratelimit import RateLimiter
+from myelin.api.registry import all_endpoints
+from myelin.config import Config
+from myelin.services.auth import AuthService
+from myelin.signing_key import SigningKey, load_or_create
+from myelin.storage.database import Database, connect_database
+from myelin.storage.migrations import migrate
+from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.server_meta import ServerMetaStore
+from myelin.storage.stores.users import UserStore
+
+log = logging.getLogger("myelin")
+
+SIGNING_KEY_META = "signing_key_id"
+
+
+@dataclass
+class Services:
+    """The services an edge may call; handlers reach them as ``request.services``."""
+
+    config: Config
+    db: Database
+    signing_key: SigningKey
+    auth: AuthService
+
+
+async def connect(config: Config) -> Database:
+    db_config = config.database
+    if db_config.engine == "sqlite":
+        return await connect_database(engine="sqlite",
+                                      sqlite_path=config.resolve(db_config.sqlite_path))
+    return await connect_database(engine="postgresql", postgres_dsn=db_config.postgres_dsn,
+                                  pool_size=db_config.pool_size)
+
+
+async def open_database(config: Config) -> Database:
+    """Connect and bring the schema up to date (migrations are applied at every start)."""
+    db = await connect(config)
+    try:
+        applied = await migrate(db)
+    except BaseException:
+        await db.close()
+        raise
+    if applied:
+        log.info("applied database migrations %s", applied)
+    return db
+
+
+async def load_signing_key(config: Config, db: Database) -> SigningKey:
+    """Load the key file, creating it only if this database never had a key."""
+    meta = ServerMetaStore(db)
+    known_key_id = await meta.get(SIGNING_KEY_META)
+    key, created = load_or_create(config.resolve(config.signing_key_path),
+                                  may_create=known_key_id is None)
+    if created:
+        log.info("generated signing key %s at %s", key.key_id,
+                 config.resolve(config.signing_key_path))
+    if known_key_id != key.key_id:
+        if known_key_id is not None:
+            log.warning("signing key changed from %s to %s", known_key_id, key.key_id)
+        await meta.upsert(SIGNING_KEY_META, key.key_id)
+    return key
+
+
+async def build_services(config: Config) -> Services:
+    db = await open_database(config)
+    try:
+        signing_key = await load_signing_key(config, db)
+    except BaseException:
+        await db.close()
+        raise
+    auth = AuthService(UserStore(db), DeviceStore(db), server_name=config.server_name,
+                       bcrypt_rounds=config.passwords.bcrypt_rounds)
+    return Services(config=config, db=db, signing_key=signing_key, auth=auth)
+
+
+class Homeserver:
+    """A running server: its services, its HTTP listeners, and an orderly shutdown."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.services: Services | None = None
+        self._runners: list[web.AppRunner] = []
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+
+    def _make_app(self, services: Services, metrics: HttpMetrics | None) -> web.Application:
+        config = self.config
+        dispatcher = Dispatcher(
+            all_endpoints(), services,
+            rate_limiter=RateLimiter(config.rate_limits),
+            max_body_bytes=config.listen.max_json_body_bytes,
+            trust_x_forwarded=config.listen.x_forwarded,
+            log_access=config.logging.access_log,
+            metrics=metrics,
+        )
+        # The body limit is enforced by the dispatcher with a Matrix error; aiohttp's own
+        # limit (which answers in plain text) is set out of the way.
+        app = web.Application(client_max_size=2**62)
+        app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+        return app
+
+    async def start(self) -> None:
+        config = self.config
+        self.services = await build_services(config)
+        metrics = HttpMetrics() if config.metrics.enabled else None
+        grace = config.listen.shutdown_grace_seconds
+        try:
+            runner = web.AppRunner(self._make_app(self.services, metrics), access_log=None,
+                                   handle_signals=False, shutdown_timeout=grace)
+            await runner.setup()
+            self._runners.append(runner)
+            site = web.TCPSite(runner, config.listen.host, config.listen.port)
+            await site.start()
+            self.port = _bound_port(runner)
+            if metrics is not None:
+                metrics_runner = web.AppRunner(metrics.make_app(), access_log=None,
+                                               handle_signals=False)
+                await metrics_runner.setup()
+                self._runners.append(metrics_runner)
+                await web.TCPSite(metrics_runner, config.metrics.host, config.metrics.port).start()
+                self.metrics_port = _bound_port(metrics_runner)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self.services is not None:
+            await self.services.db.close()
+            self.services = None
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("listener has no TCP address")
+
+
+async def serve_until_signalled(config: Config, announce: bool = True) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = Homeserver(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if announce:
+        host = config.listen.host if ":" not in config.listen.host else f"[{config.listen.host}]"
+        log.info("Myelin %s listening on http://%s:%d (server name %s)", _version(), host,
+                 server.port, config.server_name)
+        if server.metrics_port is not None:
+            log.info("metrics on http://%s:%d/metrics", config.metrics.host, server.metrics_port)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests")
+        await server.stop()
+        log.info("stopped")
+    finally:
+        # Removed only now: a second signal during shutdown must not kill the process halfway
+        # through closing the database.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await server.stop()
+
+
+def _version() -> str:
+    from myelin import __version__
+
+    return __version__

@@ -1,0 +1,172 @@
+"""The ``myelin`` command: run, generate-config, register-user, migrate. No logic of its own.
+
+Scripts and tests drive the server with exactly these commands, so every failure an admin can
+cause (bad config, missing key, taken user ID) ends with one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from myelin.config import Config, ConfigError, load_config, new_config, render_config
+from myelin.errors import MatrixError
+from myelin.signing_key import SigningKeyError
+from myelin.storage.migrations import SchemaTooNewError
+
+DEFAULT_DATA_DIR = Path("myelin-data")
+DEFAULT_CONFIG = DEFAULT_DATA_DIR / "homeserver.yaml"
+
+T = TypeVar("T")
+
+
+def _run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """Run on uvloop where available: it serves requests markedly faster than asyncio's loop."""
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is not available on Windows
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(make())  # type: ignore[arg-type]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"myelin: {message}", err=True)
+    sys.exit(1)
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        _fail(str(e))
+        raise  # unreachable; keeps type checkers content
+
+
+@click.group()
+@click.version_option(package_name="myelin")
+def main() -> None:
+    """Myelin, a Matrix homeserver."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help=f"Config file (default: {DEFAULT_CONFIG}, written on first run).")
+def run(config_path: Path | None) -> None:
+    """Run the homeserver until SIGTERM or Ctrl-C."""
+    from myelin.app import serve_until_signalled
+    from myelin.logs import setup_logging
+
+    if config_path is None:
+        config_path = DEFAULT_CONFIG
+        if not config_path.exists():
+            config = new_config(server_name="localhost:8008", listen="127.0.0.1:8008")
+            config_path.parent.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(render_config(config), encoding="utf-8")
+            click.echo(f"Wrote a new configuration to {config_path.resolve()}; edit it and "
+                       "restart to change settings.")
+    config = _load(config_path)
+    setup_logging(config.logging)
+    try:
+        _run_async(lambda: serve_until_signalled(config))
+    except (SigningKeyError, SchemaTooNewError, OSError) as e:
+        _fail(str(e))
+
+
+@main.command("generate-config")
+@click.option("--server-name", required=True, help="Domain of user IDs, e.g. example.org.")
+@click.option("--data-dir", default=".", show_default=True,
+              help="Folder for database, media and key, relative to the config file.")
+@click.option("--listen", default="127.0.0.1:8008", show_default=True, metavar="HOST:PORT")
+@click.option("--database", default="sqlite", show_default=True,
+              metavar="sqlite|postgresql://DSN")
+@click.option("--enable-registration", is_flag=True, help="Let anyone register an account.")
+@click.option("--output", required=True, type=click.Path(path_type=Path),
+              help="Where to write the config file (not overwritten if it exists).")
+def generate_config(server_name: str, data_dir: str, listen: str, database: str,
+                    enable_registration: bool, output: Path) -> None:
+    """Write a commented homeserver.yaml."""
+    try:
+        config = new_config(server_name=server_name, data_dir=data_dir, listen=listen,
+                            database=database, enable_registration=enable_registration)
+    except ConfigError as e:
+        _fail(str(e))
+        return
+    if output.exists():
+        _fail(f"{output} already exists; not overwriting it")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_config(config), encoding="utf-8")
+    click.echo(f"Wrote {output}")
+
+
+@main.command("register-user")
+@click.argument("user")
+@click.option("--password", help="Password (prompted for if omitted).")
+@click.option("--admin", is_flag=True, help="Make the user a server admin.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=DEFAULT_CONFIG, show_default=True)
+def register_user(user: str, password: str | None, admin: bool, config_path: Path) -> None:
+    """Create a local account USER (a localpart such as alice, or @alice:server)."""
+    config = _load(config_path)
+    localpart = user
+    if user.startswith("@"):
+        localpart, _, domain = user[1:].partition(":")
+        if domain != config.server_name:
+            _fail(f"{user} is not on this server ({config.server_name})")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def register() -> str:
+        from myelin.app import build_services
+
+        services = await build_services(config)
+        try:
+            return await services.auth.register(localpart, password, admin=admin)
+        finally:
+            await services.db.close()
+
+    try:
+        user_id = _run_async(register)
+    except MatrixError as e:
+        _fail(f"{e.errcode}: {e.message}")
+        return
+    except (SigningKeyError, SchemaTooNewError, OSError) as e:
+        _fail(str(e))
+        return
+    click.echo(f"Registered {user_id}{' (admin)' if admin else ''}")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=DEFAULT_CONFIG, show_default=True)
+def migrate(config_path: Path) -> None:
+    """Bring the database schema up to date and exit."""
+    from myelin.storage.migrations import migrate as apply_migrations
+    from myelin.storage.migrations import schema_version
+
+    config = _load(config_path)
+
+    async def apply() -> tuple[list[int], int]:
+        from myelin.app import connect
+
+        db = await connect(config)
+        try:
+            return await apply_migrations(db), await schema_version(db)
+        finally:
+            await db.close()
+
+    try:
+        applied, version = _run_async(apply)
+    except (SchemaTooNewError, OSError) as e:
+        _fail(str(e))
+        return
+    if applied:
+        click.echo(f"Applied migrations {', '.join(map(str, applied))}")
+    click.echo(f"Database schema is at version {version}")

@@ -1,0 +1,390 @@
+"""Typed configuration: one YAML file, every key with a default and a comment.
+
+The dataclasses below are the single source of truth: the loader checks a YAML file against
+them (unknown keys, wrong types and bad values stop start-up with one line naming the key), and
+``render_config`` writes the commented ``homeserver.yaml`` from the same fields, so the generated
+file can never drift from what the loader accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from myelin.ids import is_valid_server_name
+
+Check = Callable[[Any], str | None]  # returns what is expected, or None when the value is fine
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the admin reading one line in a terminal."""
+
+
+def _key(
+    doc: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    check: Check | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    metadata = {"doc": doc, "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "a port number between 0 and 65535"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "a number greater than 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "a number >= 0"
+
+
+def _server_name(v: str) -> str | None:
+    if is_valid_server_name(v):
+        return None
+    return "a server name such as example.org or localhost:8008"
+
+
+def _http_url_or_empty(v: str) -> str | None:
+    if not v:
+        return None
+    parts = urlsplit(v)
+    ok = parts.scheme in ("http", "https") and parts.netloc
+    return None if ok else "an http(s):// URL, or empty"
+
+
+def _bcrypt_rounds(v: int) -> str | None:
+    return None if 4 <= v <= 31 else "an integer between 4 and 31"
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    host: str = _key("Address the client and federation HTTP API listens on.", "127.0.0.1")
+    port: int = _key("TCP port of the HTTP API (0 picks a free one).", 8008, check=_port)
+    x_forwarded: bool = _key(
+        "Trust X-Forwarded-For from a reverse proxy for client addresses (logs, rate limits).",
+        False,
+    )
+    max_json_body_bytes: int = _key(
+        "Largest JSON request body accepted; larger ones get 413 M_TOO_LARGE.",
+        10 * 1024 * 1024,
+        check=_positive,
+    )
+    shutdown_grace_seconds: float = _key(
+        "On SIGTERM/SIGINT, how long in-flight requests may take to finish.", 10.0,
+        check=_non_negative,
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    engine: str = _key(
+        "'sqlite' (embedded, zero setup) or 'postgresql' (recommended for production).",
+        "sqlite",
+        check=_one_of("sqlite", "postgresql"),
+    )
+    sqlite_path: str = _key("SQLite database file, relative to data_dir.", "homeserver.db")
+    postgres_dsn: str = _key(
+        "PostgreSQL connection URL, e.g. postgresql://myelin:secret@127.0.0.1:5432/myelin.", ""
+    )
+    pool_size: int = _key("Most PostgreSQL connections held open at once.", 10, check=_positive)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_second: float = _key("Sustained requests per second allowed.", 1.0, check=_positive)
+    burst: int = _key("Requests allowed in a burst before limiting starts.", 10, check=_positive)
+
+
+@dataclass(frozen=True)
+class RateLimitsConfig:
+    enabled: bool = _key("Rate-limit clients (off only for benchmarks and load tests).", True)
+    message: RateLimit = _key(
+        "Sending events, per user.", factory=lambda: RateLimit(per_second=0.2, burst=10)
+    )
+    login: RateLimit = _key(
+        "Login attempts, per client address.", factory=lambda: RateLimit(per_second=0.17, burst=3)
+    )
+    registration: RateLimit = _key(
+        "Registrations, per client address.", factory=lambda: RateLimit(per_second=0.17, burst=3)
+    )
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    enabled: bool = _key("Let anyone create an account through /register.", False)
+    shared_secret: str = _key(
+        "Secret for Synapse-style shared-secret registration by admin tools; empty disables it.",
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class PasswordsConfig:
+    bcrypt_rounds: int = _key(
+        "bcrypt cost for password hashes (Synapse's default is 12; each +1 doubles the work).",
+        12,
+        check=_bcrypt_rounds,
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = _key("Serve Prometheus metrics on a separate listener.", False)
+    host: str = _key("Address of the metrics listener (keep it private).", "127.0.0.1")
+    port: int = _key("Port of the metrics listener.", 9008, check=_port)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _key(
+        "Least severe level logged.", "INFO",
+        check=_one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    )
+    format: str = _key(
+        "'text' for people, 'json' for log collectors.", "text", check=_one_of("text", "json")
+    )
+    access_log: bool = _key(
+        "Log one line per HTTP request (request ID, user, status, duration).", True
+    )
+
+
+@dataclass(frozen=True)
+class WellKnownConfig:
+    client_base_url: str = _key(
+        "base_url served in /.well-known/matrix/client; empty means public_baseurl.", "",
+        check=_http_url_or_empty,
+    )
+    server: str = _key(
+        "Delegated host:port served in /.well-known/matrix/server; empty derives it from "
+        "public_baseurl.",
+        "",
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server_name: str = _key(
+        "The domain in user IDs and room aliases (@alice:SERVER_NAME). It cannot be changed once "
+        "users exist.",
+        "localhost:8008",
+        check=_server_name,
+    )
+    public_baseurl: str = _key(
+        "URL clients use to reach this server; empty means http://<listen.host>:<listen.port>/.",
+        "",
+        check=_http_url_or_empty,
+    )
+    data_dir: str = _key(
+        "Folder for the database, media and signing key; relative to this file's folder.", "."
+    )
+    signing_key_path: str = _key(
+        "ed25519 signing key in Synapse's format, relative to data_dir. Generated on first start; "
+        "keep it safe, other servers remember it.",
+        "signing.key",
+    )
+    media_store_path: str = _key("Folder for uploaded media, relative to data_dir.", "media")
+    listen: ListenConfig = _key("The HTTP listener.", factory=ListenConfig)
+    database: DatabaseConfig = _key("Where Myelin keeps its data.", factory=DatabaseConfig)
+    registration: RegistrationConfig = _key("Account creation.", factory=RegistrationConfig)
+    passwords: PasswordsConfig = _key("Password hashing.", factory=PasswordsConfig)
+    rate_limits: RateLimitsConfig = _key(
+        "Per-client request rate limits.", factory=RateLimitsConfig
+    )
+    metrics: MetricsConfig = _key("Prometheus metrics.", factory=MetricsConfig)
+    logging: LoggingConfig = _key("Logging.", factory=LoggingConfig)
+    well_known: WellKnownConfig = _key("Server discovery documents.", factory=WellKnownConfig)
+    # Where the file was read from: relative paths are resolved against it. Not a YAML key.
+    config_dir: str = field(default=".", metadata={"internal": True})
+
+    # -- derived values: computed here so no caller re-derives them differently --
+
+    def resolve(self, relative_to_data_dir: str) -> Path:
+        return (Path(self.config_dir) / self.data_dir / relative_to_data_dir).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return (Path(self.config_dir) / self.data_dir).resolve()
+
+    @property
+    def base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/") + "/"
+        host = self.listen.host
+        if ":" in host:
+            host = f"[{host}]"
+        elif host in ("0.0.0.0", ""):
+            host = "localhost"
+        return f"http://{host}:{self.listen.port}/"
+
+
+T = TypeVar("T")
+
+
+def _fields(cls: type) -> list[dataclasses.Field[Any]]:
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
+
+
+def _expected(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, int | float) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: expected {_expected(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type[T], raw: Any, prefix: str = "") -> T:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'the file'}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in _fields(cls)}
+    for key in raw:
+        if key not in known:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            allowed = ", ".join(known)
+            raise ConfigError(f"{where}: unknown key (known keys here: {allowed})")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in raw:
+            continue
+        where = f"{prefix}.{name}" if prefix else name
+        value = _coerce(raw[name], hints[name], where)
+        check = f.metadata.get("check")
+        if check is not None and (problem := check(value)) is not None:
+            raise ConfigError(f"{where}: expected {problem}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def parse_config(raw: Any, config_dir: Path | str = ".") -> Config:
+    """Validate a parsed YAML document and apply cross-key rules."""
+    config = _build(Config, raw)
+    if config.database.engine == "postgresql" and not config.database.postgres_dsn:
+        raise ConfigError("database.postgres_dsn: expected a postgresql:// URL when engine is "
+                          "'postgresql'")
+    if config.database.postgres_dsn and not config.database.postgres_dsn.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise ConfigError(
+            f"database.postgres_dsn: expected a postgresql:// URL, got "
+            f"{config.database.postgres_dsn!r}"
+        )
+    return dataclasses.replace(config, config_dir=str(Path(config_dir).resolve()))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate ``path``; every problem is a ConfigError naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from e
+    try:
+        return parse_config(raw, path.parent)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+# -- writing the commented file --------------------------------------------------------------
+
+
+def _scalar(value: Any) -> str:
+    dumped: str = yaml.safe_dump(value, default_flow_style=True)
+    return dumped.strip().removesuffix("...").strip()
+
+
+def _render(obj: Any, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    for f in _fields(type(obj)):
+        value = getattr(obj, f.name)
+        out.append(f"{pad}# {f.metadata['doc']}")
+        if dataclasses.is_dataclass(value):
+            out.append(f"{pad}{f.name}:")
+            _render(value, indent + 1, out)
+        else:
+            out.append(f"{pad}{f.name}: {_scalar(value)}")
+        if indent == 0:
+            out.append("")
+
+
+def render_config(config: Config) -> str:
+    """The commented YAML form of ``config``: what ``generate-config`` writes."""
+    out = [
+        "# Myelin homeserver configuration.",
+        "# Every key is optional; the value shown is the default unless generate-config chose one.",
+        "",
+    ]
+    _render(config, 0, out)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def new_config(
+    *,
+    server_name: str,
+    data_dir: str = ".",
+    listen: str | None = None,
+    database: str = "sqlite",
+    enable_registration: bool = False,
+) -> Config:
+    """A fresh config as ``generate-config`` makes it, with a new shared secret."""
+    raw: dict[str, Any] = {
+        "server_name": server_name,
+        "data_dir": data_dir,
+        "registration": {
+            "enabled": enable_registration,
+            "shared_secret": secrets.token_urlsafe(32),
+        },
+    }
+    if listen is not None:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"--listen: expected HOST:PORT, got {listen!r}")
+        raw["listen"] = {"host": host.strip("[]") or "127.0.0.1", "port": int(port)}
+    if database == "sqlite":
+        raw["database"] = {"engine": "sqlite"}
+    elif database.startswith(("postgresql://", "postgres://")):
+        raw["database"] = {"engine": "postgresql", "postgres_dsn": database}
+    else:
+        raise ConfigError(f"--database: expected 'sqlite' or a postgresql:// URL, got {database!r}")
+    return parse_config(raw)
+

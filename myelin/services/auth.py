@@ -1,0 +1,130 @@
+"""Who is asking: access tokens, sessions and password login (client-server API,
+"Client Authentication" and "Login").
+
+Every authenticated request resolves its token here, so lookups are served from a bounded
+in-process cache; logout and deactivation evict the entries they invalidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from myelin.errors import MatrixError, forbidden, unknown_token
+from myelin.ids import UserID
+from myelin.services.passwords import check_password, hash_password
+from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.users import UserExistsError, UserStore
+
+_CACHE_SIZE = 50_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: str
+    device_id: str
+    is_admin: bool = False
+    is_guest: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_access_token() -> str:
+    # "syt_"-style prefix helps secret scanners recognise leaked tokens.
+    return "myt_" + secrets.token_urlsafe(32)
+
+
+def new_device_id() -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+class AuthService:
+    def __init__(
+        self, users: UserStore, devices: DeviceStore, *, server_name: str, bcrypt_rounds: int
+    ) -> None:
+        self._users = users
+        self._devices = devices
+        self._server_name = server_name
+        self._bcrypt_rounds = bcrypt_rounds
+        self._cache: OrderedDict[str, tuple[Requester, int | None]] = OrderedDict()
+
+    async def authenticate(self, access_token: str) -> Requester:
+        """The requester behind ``access_token``, or 401 M_UNKNOWN_TOKEN."""
+        key = token_hash(access_token)
+        cached = self._cache.get(key)
+        if cached is None:
+            record = await self._devices.get_token(key)
+            if record is None or record.deactivated:
+                raise unknown_token()
+            requester = Requester(record.user_id, record.device_id, record.is_admin,
+                                  record.is_guest)
+            cached = (requester, record.expires_ts)
+            self._cache[key] = cached
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        requester, expires_ts = cached
+        if expires_ts is not None and expires_ts <= now_ms():
+            raise unknown_token("Access token has expired", soft_logout=True)
+        return requester
+
+    async def register(
+        self, localpart: str, password: str | None, *, admin: bool = False
+    ) -> str:
+        """Create a local account; returns its user ID. 400 M_USER_IN_USE if taken."""
+        user_id = str(UserID.for_new_local_user(localpart, self._server_name))
+        password_hash = None
+        if password is not None:
+            password_hash = await hash_password(password, self._bcrypt_rounds)
+        try:
+            await self._users.insert_user(user_id, password_hash, created_ts=now_ms(),
+                                          is_admin=admin)
+        except UserExistsError:
+            raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.") from None
+        return user_id
+
+    async def login_with_password(
+        self, user_id: str, password: str, *, device_id: str | None, display_name: str | None
+    ) -> Session:
+        """Check the password and open a session on a new or given device.
+
+        Unknown user and wrong password give the same 403, so logins can't probe for accounts.
+        """
+        user = await self._users.get_user(user_id)
+        ok = await check_password(password, user.password_hash if user else None)
+        if user is None or not ok:
+            raise forbidden("Invalid username or password")
+        if user.deactivated:
+            raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
+        return await self.create_session(user_id, device_id=device_id, display_name=display_name)
+
+    async def create_session(
+        self, user_id: str, *, device_id: str | None, display_name: str | None
+    ) -> Session:
+        token = new_access_token()
+        device_id = device_id or new_device_id()
+        await self._devices.upsert_device_with_token(
+            user_id, device_id, token_hash(token), display_name=display_name, now_ts=now_ms()
+        )
+        return Session(user_id, device_id, token)
+
+    async def logout(self, requester: Requester) -> None:
+        """Client-server API, "POST /logout": the device and all its tokens go."""
+        for hashed in await self._devices.delete_device(requester.user_id, requester.device_id):
+            self._cache.pop(hashed, None)
