@@ -88,14 +88,14 @@ class Dispatcher:
         self._id_prefix = os.urandom(3).hex()
         self._counter = itertools.count(1)
 
-    def client_ip(self, request: web.Request) -> str:
+    def client_ip(self, request: web.BaseRequest) -> str:
         if self._trust_x_forwarded:
             forwarded = request.headers.get("X-Forwarded-For")
             if forwarded:
                 return forwarded.split(",", 1)[0].strip()
         return request.remote or "-"
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         request_id = f"{request.method}-{self._id_prefix}-{next(self._counter)}"
         endpoint_name = "unmatched"
@@ -127,7 +127,7 @@ class Dispatcher:
                                   time.perf_counter() - started)
         return response
 
-    def _match(self, request: web.Request) -> Any:
+    def _match(self, request: web.BaseRequest) -> Any:
         try:
             match = self._router.match(request.method, request.rel_url.raw_path)
         except MethodNotAllowed as e:
@@ -142,7 +142,7 @@ class Dispatcher:
         return match
 
     async def _call(
-        self, request: web.Request, request_id: str, endpoint: Endpoint, params: dict[str, str]
+        self, request: web.BaseRequest, request_id: str, endpoint: Endpoint, params: dict[str, str]
     ) -> tuple[web.StreamResponse, str]:
         requester = await self._authenticate(request, endpoint.auth)
         user = requester.user_id if requester is not None else "-"
@@ -157,7 +157,7 @@ class Dispatcher:
         )
         return _to_response(result), user
 
-    async def _authenticate(self, request: web.Request, auth: Auth) -> Requester | None:
+    async def _authenticate(self, request: web.BaseRequest, auth: Auth) -> Requester | None:
         if auth is Auth.NONE:
             return None
         token = _access_token(request)
@@ -170,7 +170,7 @@ class Dispatcher:
             raise forbidden("You are not a server admin")
         return requester
 
-    async def _read_json(self, request: web.Request, endpoint: Endpoint) -> Any:
+    async def _read_json(self, request: web.BaseRequest, endpoint: Endpoint) -> Any:
         declared = request.content_length
         if declared is not None and declared > self._max_body:
             raise too_large()
@@ -196,7 +196,7 @@ class Dispatcher:
             raise not_json() from None
 
     def _log(
-        self, request: web.Request, request_id: str, status: int, started: float, user: str
+        self, request: web.BaseRequest, request_id: str, status: int, started: float, user: str
     ) -> None:
         if not self._log_access:
             return
@@ -216,7 +216,7 @@ class Dispatcher:
         )
 
 
-def _access_token(request: web.Request) -> str | None:
+def _access_token(request: web.BaseRequest) -> str | None:
     """Client-server API, "Using access tokens": Authorization: Bearer, or the (deprecated)
     ``access_token`` query parameter; both at once is refused, as Synapse does."""
     header = request.headers.get("Authorization")

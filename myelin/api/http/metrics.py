@@ -7,13 +7,23 @@ in one process, as in the test suite, from colliding.
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
 class HttpMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Memory and CPU of the process: what admins compare against Synapse first.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._requests = Counter(
             "myelin_http_requests", "HTTP requests answered, by endpoint, method and status",
             ["endpoint", "method", "status"], registry=self.registry,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class MatrixRequest:
-    http: web.Request
+    http: web.BaseRequest
     services: Services
     params: dict[str, str]  # path parameters, already percent-decoded
     body: Any  # the decoded JSON body (dict or the endpoint's Struct), or None

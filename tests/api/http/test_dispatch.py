@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 
 from myelin.api.http.dispatch import Dispatcher
 from myelin.api.http.endpoint import Auth, Routes
@@ -37,9 +36,7 @@ async def client() -> Any:
     dispatcher = Dispatcher(routes.endpoints, services=None,  # type: ignore[arg-type]
                             rate_limiter=RateLimiter(RateLimitsConfig()), max_body_bytes=1024,
                             trust_x_forwarded=False, log_access=True)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
-    async with TestClient(TestServer(app)) as c:
+    async with TestClient(RawTestServer(dispatcher.handle)) as c:
         yield c
 
 

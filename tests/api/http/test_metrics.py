@@ -15,6 +15,7 @@ async def test_metrics_listener(start_server, http_session) -> None:
         in text
     assert 'endpoint="unmatched",method="GET",status="404"' in text
     assert "myelin_http_request_duration_seconds_bucket" in text
+    assert "process_resident_memory_bytes" in text
 
 
 async def test_metrics_not_served_on_client_port(homeserver) -> None:
