@@ -17,12 +17,16 @@ import click
 from myelin.config import Config, ConfigError, load_config, new_config, render_config
 from myelin.errors import MatrixError
 from myelin.signing_key import SigningKeyError
+from myelin.storage.database import DatabaseUnavailableError
 from myelin.storage.migrations import SchemaTooNewError
 
 DEFAULT_DATA_DIR = Path("myelin-data")
 DEFAULT_CONFIG = DEFAULT_DATA_DIR / "homeserver.yaml"
 
 T = TypeVar("T")
+
+# Failures an admin can cause and fix; reported in one line, never as a traceback.
+STARTUP_ERRORS = (SigningKeyError, SchemaTooNewError, DatabaseUnavailableError, OSError)
 
 
 def _run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -76,7 +80,7 @@ def run(config_path: Path | None) -> None:
     setup_logging(config.logging)
     try:
         _run_async(lambda: serve_until_signalled(config))
-    except (SigningKeyError, SchemaTooNewError, OSError) as e:
+    except STARTUP_ERRORS as e:
         _fail(str(e))
 
 
@@ -137,7 +141,7 @@ def register_user(user: str, password: str | None, admin: bool, config_path: Pat
     except MatrixError as e:
         _fail(f"{e.errcode}: {e.message}")
         return
-    except (SigningKeyError, SchemaTooNewError, OSError) as e:
+    except STARTUP_ERRORS as e:
         _fail(str(e))
         return
     click.echo(f"Registered {user_id}{' (admin)' if admin else ''}")
@@ -164,7 +168,7 @@ def migrate(config_path: Path) -> None:
 
     try:
         applied, version = _run_async(apply)
-    except (SchemaTooNewError, OSError) as e:
+    except STARTUP_ERRORS as e:
         _fail(str(e))
         return
     if applied:

@@ -33,14 +33,18 @@ Where the engines differ (documented rather than papered over):
 
 from __future__ import annotations
 
+import sqlite3
+
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "Database",
+    "DatabaseUnavailableError",
     "IntegrityError",
     "Queryable",
     "Row",
@@ -60,6 +64,13 @@ class IntegrityError(Exception):
 
     Raised by both engines with the driver's exception as ``__cause__``, so a store can write
     ``except IntegrityError`` once instead of importing both drivers.
+    """
+
+
+class DatabaseUnavailableError(Exception):
+    """The database could not be opened: wrong DSN, server down, unwritable file.
+
+    Start-up reports it in one line; the message never contains the DSN's password.
     """
 
 
@@ -179,11 +190,27 @@ async def connect_database(
             raise ValueError("engine 'sqlite' needs sqlite_path")
         from myelin.storage.sqlite import SqliteDatabase
 
-        return await SqliteDatabase.open(Path(sqlite_path), readers=min(pool_size, 4))
+        try:
+            return await SqliteDatabase.open(Path(sqlite_path), readers=min(pool_size, 4))
+        except (OSError, sqlite3.Error) as e:
+            raise DatabaseUnavailableError(f"cannot open SQLite database {sqlite_path}: {e}") from e
     if engine in ("postgresql", "postgres"):
         if not postgres_dsn:
             raise ValueError("engine 'postgresql' needs postgres_dsn")
         from myelin.storage.postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(postgres_dsn, pool_size=pool_size)
+        try:
+            return await PostgresDatabase.open(postgres_dsn, pool_size=pool_size)
+        except Exception as e:  # asyncpg's errors share no base class with OSError
+            raise DatabaseUnavailableError(
+                f"cannot connect to PostgreSQL at {_without_password(postgres_dsn)}: {e}"
+            ) from e
     raise ValueError(f"unknown database engine {engine!r}: expected 'sqlite' or 'postgresql'")
+
+
+def _without_password(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

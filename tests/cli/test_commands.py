@@ -123,3 +123,45 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     result = run_cli("run", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert result.returncode == 1 and "cannot read config file" in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    config = tmp_path / "pg.yaml"
+    run_cli("generate-config", "--server-name", "example.test", "--database",
+            f"postgresql://myelin:hunter2@127.0.0.1:{port}/myelin", "--output", str(config),
+            cwd=tmp_path)
+    result = run_cli("run", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to PostgreSQL" in lines[0], result.stderr
+    assert "hunter2" not in result.stderr
+
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    sqlite = tmp_path / "sqlite.yaml"
+    sqlite.write_text("database:\n  sqlite_path: blocker/homeserver.db\n")
+    result = run_cli("migrate", "--config", str(sqlite), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_cli_on_postgresql(tmp_path: Path, fresh_postgres_dsn: str) -> None:
+    """generate-config --database postgresql://..., migrate, register-user, run, login."""
+    port = free_port()
+    config = tmp_path / "homeserver.yaml"
+    assert run_cli("generate-config", "--server-name", "pg.test", "--listen",
+                   f"127.0.0.1:{port}", "--database", fresh_postgres_dsn, "--output",
+                   str(config), cwd=tmp_path).returncode == 0
+    migrated = run_cli("migrate", "--config", str(config), cwd=tmp_path)
+    assert migrated.returncode == 0 and "Applied migrations 1" in migrated.stdout
+    assert run_cli("register-user", "pat", "--password", "pw", "--config", str(config),
+                   cwd=tmp_path).returncode == 0
+    server = ServerProcess("--config", str(config), cwd=tmp_path, port=port)
+    try:
+        server.wait_ready()
+        status, body = http_post(server.url + "/_matrix/client/v3/login", {
+            "type": "m.login.password", "user": "pat", "password": "pw"})
+        assert status == 200 and body["user_id"] == "@pat:pg.test"
+    finally:
+        assert server.stop()[0] == 0
+    assert not (tmp_path / "homeserver.db").exists()  # nothing went to SQLite
