@@ -29,6 +29,24 @@ def run_cli(*args: str, cwd: Path, input: str | None = None,
                           capture_output=True, timeout=timeout)
 
 
+def generate_config(tmp_path: Path, *, port: int | None = None, bcrypt_rounds: int | None = None,
+                    extra: tuple[str, ...] = (), name: str = "homeserver.yaml") -> Path:
+    """`myelin generate-config` for example.test, optionally with a cheaper/dearer bcrypt."""
+    import yaml
+
+    config = tmp_path / name
+    args = ["--server-name", "example.test", "--output", str(config), *extra]
+    if port is not None:
+        args += ["--listen", f"127.0.0.1:{port}"]
+    result = run_cli("generate-config", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    if bcrypt_rounds is not None:
+        raw = yaml.safe_load(config.read_text())
+        raw["passwords"]["bcrypt_rounds"] = bcrypt_rounds
+        config.write_text(yaml.safe_dump(raw))
+    return config
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

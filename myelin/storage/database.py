@@ -34,7 +34,6 @@ Where the engines differ (documented rather than papered over):
 from __future__ import annotations
 
 import sqlite3
-
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar

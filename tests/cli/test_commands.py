@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from myelin.config import load_config
 
-from cli_harness import ServerProcess, free_port, http_get, http_post, run_cli
+from cli_harness import ServerProcess, free_port, generate_config, http_get, http_post, run_cli
 
 
 def test_generate_config_options(tmp_path: Path) -> None:
@@ -70,12 +68,7 @@ def test_bad_config_stops_startup_with_one_line(tmp_path: Path) -> None:
 
 def test_register_user_then_login(tmp_path: Path) -> None:
     port = free_port()
-    config = tmp_path / "homeserver.yaml"
-    run_cli("generate-config", "--server-name", "example.test", "--listen", f"127.0.0.1:{port}",
-            "--output", str(config), cwd=tmp_path)
-    raw = yaml.safe_load(config.read_text())
-    raw["passwords"]["bcrypt_rounds"] = 4
-    config.write_text(yaml.safe_dump(raw))
+    config = generate_config(tmp_path, port=port, bcrypt_rounds=4)
 
     result = run_cli("register-user", "alice", "--password", "s3cret", "--admin",
                      "--config", str(config), cwd=tmp_path)
@@ -109,9 +102,7 @@ def test_register_user_then_login(tmp_path: Path) -> None:
 
 
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
-    config = tmp_path / "homeserver.yaml"
-    run_cli("generate-config", "--server-name", "example.test", "--output", str(config),
-            cwd=tmp_path)
+    config = generate_config(tmp_path)
     first = run_cli("migrate", "--config", str(config), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Applied migrations 1" in first.stdout
@@ -127,10 +118,8 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    config = tmp_path / "pg.yaml"
-    run_cli("generate-config", "--server-name", "example.test", "--database",
-            f"postgresql://myelin:hunter2@127.0.0.1:{port}/myelin", "--output", str(config),
-            cwd=tmp_path)
+    config = generate_config(
+        tmp_path, extra=("--database", f"postgresql://myelin:hunter2@127.0.0.1:{port}/myelin"))
     result = run_cli("run", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -148,10 +137,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
 async def test_cli_on_postgresql(tmp_path: Path, fresh_postgres_dsn: str) -> None:
     """generate-config --database postgresql://..., migrate, register-user, run, login."""
     port = free_port()
-    config = tmp_path / "homeserver.yaml"
-    assert run_cli("generate-config", "--server-name", "pg.test", "--listen",
-                   f"127.0.0.1:{port}", "--database", fresh_postgres_dsn, "--output",
-                   str(config), cwd=tmp_path).returncode == 0
+    config = generate_config(tmp_path, port=port, extra=("--database", fresh_postgres_dsn))
     migrated = run_cli("migrate", "--config", str(config), cwd=tmp_path)
     assert migrated.returncode == 0 and "Applied migrations 1" in migrated.stdout
     assert run_cli("register-user", "pat", "--password", "pw", "--config", str(config),
@@ -161,7 +147,7 @@ async def test_cli_on_postgresql(tmp_path: Path, fresh_postgres_dsn: str) -> Non
         server.wait_ready()
         status, body = http_post(server.url + "/_matrix/client/v3/login", {
             "type": "m.login.password", "user": "pat", "password": "pw"})
-        assert status == 200 and body["user_id"] == "@pat:pg.test"
+        assert status == 200 and body["user_id"] == "@pat:example.test"
     finally:
         assert server.stop()[0] == 0
     assert not (tmp_path / "homeserver.db").exists()  # nothing went to SQLite

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_harness import ServerProcess, http_get, run_cli
+from cli_harness import ServerProcess, free_port, generate_config, http_get, run_cli
 
 
 def port_free(port: int) -> bool:
@@ -58,10 +58,8 @@ def test_myelin_run_in_empty_folder(tmp_path: Path) -> None:
 
 
 def test_missing_signing_key_is_not_silently_regenerated(tmp_path: Path) -> None:
-    port = 18008
-    config = tmp_path / "hs.yaml"
-    assert run_cli("generate-config", "--server-name", "example.test", "--listen",
-                   f"127.0.0.1:{port}", "--output", str(config), cwd=tmp_path).returncode == 0
+    port = free_port()
+    config = generate_config(tmp_path, port=port)
     assert run_cli("migrate", "--config", str(config), cwd=tmp_path).returncode == 0
     server = ServerProcess("--config", str(config), cwd=tmp_path, port=port)
     server.wait_ready()
@@ -79,10 +77,9 @@ def test_synapse_key_file_is_accepted(tmp_path: Path) -> None:
 
     synapse_key = "ed25519 a_Abcd YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1\n"
     (tmp_path / "signing.key").write_text(synapse_key)
-    config = tmp_path / "hs.yaml"
-    run_cli("generate-config", "--server-name", "example.test", "--listen", "127.0.0.1:18009",
-            "--output", str(config), cwd=tmp_path)
-    server = ServerProcess("--config", str(config), cwd=tmp_path, port=18009)
+    port = free_port()
+    config = generate_config(tmp_path, port=port)
+    server = ServerProcess("--config", str(config), cwd=tmp_path, port=port)
     server.wait_ready()
     assert server.stop()[0] == 0
     assert (tmp_path / "signing.key").read_text() == synapse_key

@@ -7,21 +7,14 @@ import socket
 import time
 from pathlib import Path
 
-import yaml
-
-from cli_harness import ServerProcess, free_port, run_cli
+from cli_harness import ServerProcess, free_port, generate_config, run_cli
 
 
 def test_sigterm_finishes_in_flight_request(tmp_path: Path) -> None:
     port = free_port()
-    config = tmp_path / "homeserver.yaml"
-    run_cli("generate-config", "--server-name", "example.test", "--listen", f"127.0.0.1:{port}",
-            "--output", str(config), cwd=tmp_path)
     # A slow password hash makes the login below a request that is still being worked on
     # (hashing in a thread) when the signal arrives.
-    raw = yaml.safe_load(config.read_text())
-    raw["passwords"]["bcrypt_rounds"] = 14
-    config.write_text(yaml.safe_dump(raw))
+    config = generate_config(tmp_path, port=port, bcrypt_rounds=14)
     assert run_cli("register-user", "alice", "--password", "pw", "--config", str(config),
                    cwd=tmp_path).returncode == 0
     server = ServerProcess("--config", str(config), cwd=tmp_path, port=port)

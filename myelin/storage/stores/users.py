@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from myelin.storage.database import Database, IntegrityError, Queryable
+from myelin.storage.database import Database, IntegrityError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +34,8 @@ class UserStore:
         is_admin: bool = False,
         is_guest: bool = False,
     ) -> None:
-        await self.insert_user_txn(
-            self._db, user_id, password_hash, created_ts=created_ts, is_admin=is_admin,
-            is_guest=is_guest,
-        )
-
-    @staticmethod
-    async def insert_user_txn(
-        txn: Queryable,
-        user_id: str,
-        password_hash: str | None,
-        *,
-        created_ts: int,
-        is_admin: bool = False,
-        is_guest: bool = False,
-    ) -> None:
         try:
-            await txn.execute(
+            await self._db.execute(
                 "INSERT INTO users (user_id, password_hash, is_admin, is_guest, created_ts)"
                 " VALUES ($1, $2, $3, $4, $5)",
                 user_id, password_hash, is_admin, is_guest, created_ts,
