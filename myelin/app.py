@@ -18,7 +18,10 @@ from myelin.api.http.metrics import HttpMetrics
 from myelin.api.http.ratelimit import RateLimiter
 from myelin.api.registry import all_endpoints
 from myelin.config import Config
+from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
+from myelin.services.registration import RegistrationService
+from myelin.services.uia import UiaService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
@@ -39,6 +42,8 @@ class Services:
     db: Database
     signing_key: SigningKey
     auth: AuthService
+    registration: RegistrationService
+    accounts: AccountService
 
 
 async def connect(config: Config) -> Database:
@@ -86,9 +91,15 @@ async def build_services(config: Config) -> Services:
     except BaseException:
         await db.close()
         raise
-    auth = AuthService(UserStore(db), DeviceStore(db), server_name=config.server_name,
+    devices = DeviceStore(db)
+    auth = AuthService(UserStore(db), devices, server_name=config.server_name,
                        bcrypt_rounds=config.passwords.bcrypt_rounds)
-    return Services(config=config, db=db, signing_key=signing_key, auth=auth)
+    uia = UiaService()
+    return Services(
+        config=config, db=db, signing_key=signing_key, auth=auth,
+        registration=RegistrationService(auth, uia, config.registration, config.server_name),
+        accounts=AccountService(auth, uia, devices, config.server_name),
+    )
 
 
 class Homeserver:

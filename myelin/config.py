@@ -131,6 +131,12 @@ class RateLimitsConfig:
 @dataclass(frozen=True)
 class RegistrationConfig:
     enabled: bool = _key("Let anyone create an account through /register.", False)
+    tokens: tuple[str, ...] = _key(
+        "If not empty, /register requires one of these registration tokens "
+        "(m.login.registration_token), even when registration is enabled.",
+        (),
+    )
+    allow_guests: bool = _key("Let clients register guest accounts (kind=guest).", False)
     shared_secret: str = _key(
         "Secret for Synapse-style shared-secret registration by admin tools; empty disables it.",
         "",
@@ -254,6 +260,12 @@ def _expected(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
+    if typing.get_origin(tp) is tuple:  # lists in YAML, tuples in the frozen config
+        item_type = typing.get_args(tp)[0]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, each item {_expected(item_type)}, "
+                              f"got {value!r}")
+        return tuple(_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
     ok = (
         (tp is bool and isinstance(value, bool))
         or (tp is int and isinstance(value, int) and not isinstance(value, bool))
@@ -329,6 +341,8 @@ def load_config(path: Path | str) -> Config:
 
 
 def _scalar(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
     dumped: str = yaml.safe_dump(value, default_flow_style=True)
     return dumped.strip().removesuffix("...").strip()
 

@@ -6,11 +6,22 @@ A new API module adds its ``routes`` here; nothing else needs to know it exists.
 from __future__ import annotations
 
 from myelin.api import health
-from myelin.api.client import account, discovery, login
+from myelin.api.admin import register as admin_register
+from myelin.api.client import account, capabilities, devices, discovery, login, register
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.http.endpoint import Endpoint
 
-_MODULES = (health, discovery, login, account, federation_discovery)
+_MODULES = (
+    health,
+    discovery,
+    login,
+    register,
+    account,
+    devices,
+    capabilities,
+    admin_register,
+    federation_discovery,
+)
 
 
 def all_endpoints() -> list[Endpoint]:

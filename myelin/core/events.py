@@ -105,15 +105,15 @@ class PDU:
 
     @property
     def signatures(self) -> Mapping[str, Mapping[str, str]]:
-        return self.data.get("signatures") or {}  # type: ignore[no-any-return]
+        return self.data.get("signatures") or {}
 
     @property
     def hashes(self) -> Mapping[str, str]:
-        return self.data.get("hashes") or {}  # type: ignore[no-any-return]
+        return self.data.get("hashes") or {}
 
     @property
     def unsigned(self) -> Mapping[str, Any]:
-        return self.data.get("unsigned") or {}  # type: ignore[no-any-return]
+        return self.data.get("unsigned") or {}
 
     def __repr__(self) -> str:
         key = f" {self.state_key!r}" if self.is_state else ""

@@ -85,7 +85,7 @@ class AuthService:
         return requester
 
     async def register(
-        self, localpart: str, password: str | None, *, admin: bool = False
+        self, localpart: str, password: str | None, *, admin: bool = False, guest: bool = False
     ) -> str:
         """Create a local account; returns its user ID. 400 M_USER_IN_USE if taken."""
         user_id = str(UserID.for_new_local_user(localpart, self._server_name))
@@ -94,7 +94,7 @@ class AuthService:
             password_hash = await hash_password(password, self._bcrypt_rounds)
         try:
             await self._users.insert_user(user_id, password_hash, created_ts=now_ms(),
-                                          is_admin=admin)
+                                          is_admin=admin, is_guest=guest)
         except UserExistsError:
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken.") from None
         return user_id
@@ -126,5 +126,33 @@ class AuthService:
 
     async def logout(self, requester: Requester) -> None:
         """Client-server API, "POST /logout": the device and all its tokens go."""
-        for hashed in await self._devices.delete_device(requester.user_id, requester.device_id):
+        self.forget(await self._devices.delete_device(requester.user_id, requester.device_id))
+
+    async def logout_all(self, user_id: str, *, keep_device: str | None = None) -> None:
+        """"POST /logout/all" (and password changes): every device but ``keep_device`` goes."""
+        self.forget(await self._devices.delete_devices(user_id, None, keep=keep_device))
+
+    def forget(self, token_hashes: list[str]) -> None:
+        """Drop revoked tokens from the cache so they stop working at once."""
+        for hashed in token_hashes:
             self._cache.pop(hashed, None)
+
+    async def check_user_password(self, user_id: str, password: str) -> bool:
+        user = await self._users.get_user(user_id)
+        if user is None or user.deactivated:
+            return False
+        return await check_password(password, user.password_hash)
+
+    async def set_password(self, user_id: str, new_password: str) -> None:
+        await self._users.set_password_hash(
+            user_id, await hash_password(new_password, self._bcrypt_rounds)
+        )
+
+    async def deactivate(self, user_id: str) -> None:
+        """The account can never log in again; its devices and tokens are deleted."""
+        await self._users.deactivate(user_id)
+        await self.logout_all(user_id)
+
+    async def is_localpart_available(self, localpart: str) -> bool:
+        user_id = str(UserID.for_new_local_user(localpart, self._server_name))
+        return await self._users.get_user(user_id) is None

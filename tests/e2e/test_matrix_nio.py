@@ -27,3 +27,16 @@ async def test_nio_login_whoami_logout(homeserver: RunningServer, tmp_path) -> N
         assert isinstance(out, nio.LogoutResponse), out
     finally:
         await client.close()
+
+
+async def test_nio_registers_with_dummy_auth(start_server, tmp_path) -> None:
+    server = await start_server(registration={"enabled": True})
+    client = nio.AsyncClient(server.url, store_path=str(tmp_path))
+    try:
+        resp = await client.register("newbie", "pw", device_name="nio")
+        assert isinstance(resp, nio.RegisterResponse), resp
+        assert resp.user_id == "@newbie:test.local"
+        who = await client.whoami()
+        assert isinstance(who, nio.WhoamiResponse) and who.user_id == "@newbie:test.local"
+    finally:
+        await client.close()

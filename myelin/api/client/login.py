@@ -71,3 +71,9 @@ def _user_id_from(body: LoginBody, server_name: str) -> str:
 async def logout(request: MatrixRequest) -> dict[str, Any]:
     await request.services.auth.logout(request.user)
     return {}
+
+
+@routes.client("POST", "/logout/all", auth=Auth.USER)
+async def logout_all(request: MatrixRequest) -> dict[str, Any]:
+    await request.services.auth.logout_all(request.user.user_id)
+    return {}

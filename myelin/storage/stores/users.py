@@ -65,3 +65,10 @@ class UserStore:
         return await self._db.execute(
             "UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash
         ) == 1
+
+    async def deactivate(self, user_id: str) -> None:
+        """Mark the account deactivated and drop its password; its devices go separately."""
+        await self._db.execute(
+            "UPDATE users SET deactivated = TRUE, password_hash = NULL WHERE user_id = $1",
+            user_id,
+        )

@@ -1,0 +1,1 @@
+"""Admin APIs (Synapse-compatible where tooling expects them)."""
