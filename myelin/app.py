@@ -27,6 +27,7 @@ from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
 from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.server_meta import ServerMetaStore
+from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserStore
 
 log = logging.getLogger("myelin")
@@ -92,8 +93,11 @@ async def build_services(config: Config) -> Services:
         await db.close()
         raise
     devices = DeviceStore(db)
-    auth = AuthService(UserStore(db), devices, server_name=config.server_name,
-                       bcrypt_rounds=config.passwords.bcrypt_rounds)
+    auth = AuthService(
+        UserStore(db), devices, TokenStore(db), server_name=config.server_name,
+        bcrypt_rounds=config.passwords.bcrypt_rounds,
+        refreshable_lifetime_ms=config.sessions.refreshable_access_token_lifetime_s * 1000,
+    )
     uia = UiaService()
     return Services(
         config=config, db=db, signing_key=signing_key, auth=auth,

@@ -153,6 +153,14 @@ class PasswordsConfig:
 
 
 @dataclass(frozen=True)
+class SessionsConfig:
+    refreshable_access_token_lifetime_s: int = _key(
+        "Lifetime of access tokens given to clients that support refresh tokens.", 300,
+        check=_positive,
+    )
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = _key("Serve Prometheus metrics on a separate listener.", False)
     host: str = _key("Address of the metrics listener (keep it private).", "127.0.0.1")
@@ -212,6 +220,7 @@ class Config:
     database: DatabaseConfig = _key("Where Myelin keeps its data.", factory=DatabaseConfig)
     registration: RegistrationConfig = _key("Account creation.", factory=RegistrationConfig)
     passwords: PasswordsConfig = _key("Password hashing.", factory=PasswordsConfig)
+    sessions: SessionsConfig = _key("Access and refresh tokens.", factory=SessionsConfig)
     rate_limits: RateLimitsConfig = _key(
         "Per-client request rate limits.", factory=RateLimitsConfig
     )

@@ -61,6 +61,12 @@ class AccountService:
         self._auth.forget(await self._devices.delete_devices(requester.user_id, device_ids))
         self._uia.finish(session)
 
+    async def create_login_token(self, requester: Requester,
+                                 auth: Mapping[str, Any] | None) -> tuple[str, int]:
+        session = await self._reauthenticate(requester, auth, "login/get_token")
+        self._uia.finish(session)
+        return self._auth.new_login_token(requester.user_id)
+
     async def list_devices(self, requester: Requester) -> list[DeviceRecord]:
         return await self._devices.list_devices(requester.user_id)
 

@@ -17,9 +17,11 @@ from myelin.errors import MatrixError, forbidden, unknown_token
 from myelin.ids import UserID
 from myelin.services.passwords import check_password, hash_password
 from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserExistsError, UserStore
 
 _CACHE_SIZE = 50_000
+LOGIN_TOKEN_LIFETIME_MS = 120_000
 
 
 def now_ms() -> int:
@@ -39,6 +41,8 @@ class Session:
     user_id: str
     device_id: str
     access_token: str
+    refresh_token: str | None = None
+    expires_in_ms: int | None = None
 
 
 def token_hash(token: str) -> str:
@@ -50,6 +54,10 @@ def new_access_token() -> str:
     return "myt_" + secrets.token_urlsafe(32)
 
 
+def new_refresh_token() -> str:
+    return "myr_" + secrets.token_urlsafe(32)
+
+
 def new_device_id() -> str:
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return "".join(secrets.choice(alphabet) for _ in range(10))
@@ -57,10 +65,21 @@ def new_device_id() -> str:
 
 class AuthService:
     def __init__(
-        self, users: UserStore, devices: DeviceStore, *, server_name: str, bcrypt_rounds: int
+        self,
+        users: UserStore,
+        devices: DeviceStore,
+        tokens: TokenStore,
+        *,
+        server_name: str,
+        bcrypt_rounds: int,
+        refreshable_lifetime_ms: int,
     ) -> None:
         self._users = users
         self._devices = devices
+        self._tokens = tokens
+        self._refreshable_lifetime_ms = refreshable_lifetime_ms
+        # login token -> (user ID, expiry): short-lived and single-use, so memory is enough.
+        self._login_tokens: dict[str, tuple[str, float]] = {}
         self._server_name = server_name
         self._bcrypt_rounds = bcrypt_rounds
         self._cache: OrderedDict[str, tuple[Requester, int | None]] = OrderedDict()
@@ -70,9 +89,12 @@ class AuthService:
         key = token_hash(access_token)
         cached = self._cache.get(key)
         if cached is None:
-            record = await self._devices.get_token(key)
+            record = await self._tokens.get_token(key)
             if record is None or record.deactivated:
                 raise unknown_token()
+            if record.refresh_sha256 is not None:
+                # First use of a refreshed pair: its predecessor refresh token is now revoked.
+                await self._tokens.retire_previous_refresh(record.refresh_sha256)
             requester = Requester(record.user_id, record.device_id, record.is_admin,
                                   record.is_guest)
             cached = (requester, record.expires_ts)
@@ -100,7 +122,8 @@ class AuthService:
         return user_id
 
     async def login_with_password(
-        self, user_id: str, password: str, *, device_id: str | None, display_name: str | None
+        self, user_id: str, password: str, *, device_id: str | None, display_name: str | None,
+        refreshable: bool = False,
     ) -> Session:
         """Check the password and open a session on a new or given device.
 
@@ -112,17 +135,58 @@ class AuthService:
             raise forbidden("Invalid username or password")
         if user.deactivated:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
-        return await self.create_session(user_id, device_id=device_id, display_name=display_name)
+        return await self.create_session(user_id, device_id=device_id, display_name=display_name,
+                                         refreshable=refreshable)
 
     async def create_session(
-        self, user_id: str, *, device_id: str | None, display_name: str | None
+        self, user_id: str, *, device_id: str | None, display_name: str | None,
+        refreshable: bool = False,
     ) -> Session:
+        """A new device (or a new token for ``device_id``); with ``refreshable``, a short-lived
+        access token plus a refresh token ("Refreshing access tokens")."""
         token = new_access_token()
         device_id = device_id or new_device_id()
-        await self._devices.upsert_device_with_token(
-            user_id, device_id, token_hash(token), display_name=display_name, now_ts=now_ms()
+        refresh = new_refresh_token() if refreshable else None
+        now = now_ms()
+        expires_ts = now + self._refreshable_lifetime_ms if refreshable else None
+        await self._tokens.insert_session(
+            user_id, device_id, token_hash(token), display_name=display_name, now_ts=now,
+            expires_ts=expires_ts, refresh_sha256=token_hash(refresh) if refresh else None,
         )
-        return Session(user_id, device_id, token)
+        lifetime = self._refreshable_lifetime_ms if refreshable else None
+        return Session(user_id, device_id, token, refresh, lifetime)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        """POST /refresh: a new access and refresh token for the same device."""
+        token, refresh = new_access_token(), new_refresh_token()
+        now = now_ms()
+        owner = await self._tokens.refresh(
+            token_hash(refresh_token), token_hash(token), token_hash(refresh), now_ts=now,
+            expires_ts=now + self._refreshable_lifetime_ms,
+        )
+        if owner is None:
+            raise unknown_token("Unknown refresh token")
+        return Session(owner[0], owner[1], token, refresh, self._refreshable_lifetime_ms)
+
+    def new_login_token(self, user_id: str) -> tuple[str, int]:
+        """A single-use m.login.token for ``user_id`` (client-server API, "POST
+        /login/get_token"); returns it with its lifetime in ms."""
+        now = time.monotonic()
+        for key in [k for k, (_, exp) in self._login_tokens.items() if exp < now]:
+            del self._login_tokens[key]
+        token = "myl_" + secrets.token_urlsafe(32)
+        self._login_tokens[token] = (user_id, now + LOGIN_TOKEN_LIFETIME_MS / 1000)
+        return token, LOGIN_TOKEN_LIFETIME_MS
+
+    async def login_with_token(
+        self, login_token: str, *, device_id: str | None, display_name: str | None,
+        refreshable: bool = False,
+    ) -> Session:
+        entry = self._login_tokens.pop(login_token, None)
+        if entry is None or entry[1] < time.monotonic():
+            raise forbidden("Invalid login token")
+        return await self.create_session(entry[0], device_id=device_id,
+                                         display_name=display_name, refreshable=refreshable)
 
     async def logout(self, requester: Requester) -> None:
         """Client-server API, "POST /logout": the device and all its tokens go."""

@@ -68,6 +68,7 @@ class RegistrationService:
         device_id: str | None,
         device_display_name: str | None,
         inhibit_login: bool,
+        refreshable: bool = False,
     ) -> Registered:
         if not self._config.enabled:
             raise forbidden("Registration has been disabled")
@@ -86,7 +87,8 @@ class RegistrationService:
         if inhibit_login:
             return Registered(user_id, None)
         login = await self._auth.create_session(
-            user_id, device_id=device_id, display_name=device_display_name
+            user_id, device_id=device_id, display_name=device_display_name,
+            refreshable=refreshable,
         )
         return Registered(user_id, login)
 

@@ -21,5 +21,5 @@ async def capabilities(request: MatrixRequest) -> dict[str, Any]:
                           for v in KNOWN_ROOM_VERSIONS.values()},
         },
         "m.3pid_changes": {"enabled": False},
-        "m.get_login_token": {"enabled": False},
+        "m.get_login_token": {"enabled": True},
     }}

@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
+from myelin.api.client.login import session_json
 from myelin.api.http.endpoint import Auth, Routes
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import invalid_param
-from myelin.services.auth import Session
 
 routes = Routes()
 
@@ -36,19 +36,14 @@ async def register(request: MatrixRequest) -> dict[str, Any]:
         result = await registration.register_user(
             username=body.username, password=body.password, auth=body.auth,
             device_id=body.device_id, device_display_name=body.initial_device_display_name,
-            inhibit_login=body.inhibit_login,
+            inhibit_login=body.inhibit_login, refreshable=body.refresh_token,
         )
     else:
         raise invalid_param("kind must be 'user' or 'guest'")
-    response: dict[str, Any] = {"user_id": result.user_id,
-                                "home_server": request.services.config.server_name}
-    if result.session is not None:
-        response.update(session_json(result.session))
-    return response
-
-
-def session_json(session: Session) -> dict[str, Any]:
-    return {"access_token": session.access_token, "device_id": session.device_id}
+    server_name = request.services.config.server_name
+    if result.session is None:
+        return {"user_id": result.user_id, "home_server": server_name}
+    return session_json(result.session, server_name)
 
 
 @routes.client("GET", "/register/available", auth=Auth.NONE, rate_limit="registration")

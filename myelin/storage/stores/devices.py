@@ -1,24 +1,10 @@
-"""Devices and their access tokens (tables ``devices`` and ``access_tokens``).
-
-A device and its first token are written in one transaction: a login either produces a usable
-session or leaves nothing behind.
-"""
+"""Devices (table ``devices``); deleting one deletes its tokens in the same transaction."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from myelin.storage.database import Database
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    user_id: str
-    device_id: str
-    expires_ts: int | None
-    is_admin: bool
-    is_guest: bool
-    deactivated: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,45 +19,6 @@ class DeviceRecord:
 class DeviceStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def upsert_device_with_token(
-        self,
-        user_id: str,
-        device_id: str,
-        token_sha256: str,
-        *,
-        display_name: str | None,
-        now_ts: int,
-        expires_ts: int | None = None,
-    ) -> None:
-        """Create the device (or keep an existing one of that ID) and give it a new token."""
-        async with self._db.transaction() as txn:
-            await txn.execute(
-                "INSERT INTO devices (user_id, device_id, display_name, created_ts)"
-                " VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (user_id, device_id) DO UPDATE"
-                " SET display_name = COALESCE(excluded.display_name, devices.display_name)",
-                user_id, device_id, display_name, now_ts,
-            )
-            await txn.execute(
-                "INSERT INTO access_tokens (token_sha256, user_id, device_id, created_ts,"
-                " expires_ts) VALUES ($1, $2, $3, $4, $5)",
-                token_sha256, user_id, device_id, now_ts, expires_ts,
-            )
-
-    async def get_token(self, token_sha256: str) -> TokenRecord | None:
-        row = await self._db.fetchrow(
-            "SELECT t.user_id, t.device_id, t.expires_ts, u.is_admin, u.is_guest, u.deactivated"
-            " FROM access_tokens t JOIN users u ON u.user_id = t.user_id"
-            " WHERE t.token_sha256 = $1",
-            token_sha256,
-        )
-        if row is None:
-            return None
-        return TokenRecord(
-            row["user_id"], row["device_id"], row["expires_ts"], bool(row["is_admin"]),
-            bool(row["is_guest"]), bool(row["deactivated"]),
-        )
 
     async def delete_device(self, user_id: str, device_id: str) -> list[str]:
         """Delete the device and its tokens; returns the deleted tokens' hashes."""

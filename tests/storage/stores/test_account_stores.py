@@ -9,6 +9,7 @@ import pytest
 from myelin.storage.database import Database, IntegrityError
 from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.server_meta import ServerMetaStore
+from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserExistsError, UserStore
 
 
@@ -47,37 +48,37 @@ async def test_users_updates(db: Database) -> None:
 
 async def test_devices_and_tokens(db: Database) -> None:
     await UserStore(db).insert_user("@a:x", None, created_ts=1, is_admin=True)
-    devices = DeviceStore(db)
-    await devices.upsert_device_with_token("@a:x", "D1", "t1", display_name="Phone", now_ts=10)
-    await devices.upsert_device_with_token("@a:x", "D1", "t2", display_name=None, now_ts=11)
-    await devices.upsert_device_with_token("@a:x", "D2", "t3", display_name="Laptop", now_ts=12,
-                                           expires_ts=99)
+    devices, tokens = DeviceStore(db), TokenStore(db)
+    await tokens.insert_session("@a:x", "D1", "t1", display_name="Phone", now_ts=10)
+    await tokens.insert_session("@a:x", "D1", "t2", display_name=None, now_ts=11)
+    await tokens.insert_session("@a:x", "D2", "t3", display_name="Laptop", now_ts=12,
+                                expires_ts=99)
     listed = await devices.list_devices("@a:x")
     assert [(d.device_id, d.display_name) for d in listed] == [("D1", "Phone"), ("D2", "Laptop")]
-    token = await devices.get_token("t3")
+    token = await tokens.get_token("t3")
     assert token is not None
     assert (token.user_id, token.device_id, token.expires_ts, token.is_admin) == (
         "@a:x", "D2", 99, True)
-    assert await devices.get_token("nope") is None
+    assert await tokens.get_token("nope") is None
     assert sorted(await devices.delete_device("@a:x", "D1")) == ["t1", "t2"]
-    assert await devices.get_token("t1") is None
+    assert await tokens.get_token("t1") is None
     assert [d.device_id for d in await devices.list_devices("@a:x")] == ["D2"]
 
 
 async def test_device_for_unknown_user_leaves_nothing(db: Database) -> None:
-    devices = DeviceStore(db)
+    devices, tokens = DeviceStore(db), TokenStore(db)
     with pytest.raises(IntegrityError):
-        await devices.upsert_device_with_token("@ghost:x", "D", "t", display_name=None, now_ts=1)
-    assert await devices.get_token("t") is None
+        await tokens.insert_session("@ghost:x", "D", "t", display_name=None, now_ts=1)
+    assert await tokens.get_token("t") is None
     assert await devices.list_devices("@ghost:x") == []
 
 
 async def test_duplicate_token_rolls_back_the_new_device(db: Database) -> None:
     await UserStore(db).insert_user("@a:x", None, created_ts=1)
-    devices = DeviceStore(db)
-    await devices.upsert_device_with_token("@a:x", "D1", "same", display_name=None, now_ts=1)
+    devices, tokens = DeviceStore(db), TokenStore(db)
+    await tokens.insert_session("@a:x", "D1", "same", display_name=None, now_ts=1)
     with pytest.raises(IntegrityError):
-        await devices.upsert_device_with_token("@a:x", "D2", "same", display_name=None, now_ts=2)
+        await tokens.insert_session("@a:x", "D2", "same", display_name=None, now_ts=2)
     assert [d.device_id for d in await devices.list_devices("@a:x")] == ["D1"]
 
 
@@ -87,3 +88,21 @@ async def test_server_meta(db: Database) -> None:
     await meta.upsert("k", "v1")
     await meta.upsert("k", "v2")
     assert await meta.get("k") == "v2"
+
+
+async def test_refresh_token_rotation(db: Database) -> None:
+    await UserStore(db).insert_user("@a:x", None, created_ts=1)
+    tokens = TokenStore(db)
+    await tokens.insert_session("@a:x", "D", "a1", display_name=None, now_ts=1, expires_ts=10,
+                                refresh_sha256="r1")
+    assert await tokens.refresh("r1", "a2", "r2", now_ts=2, expires_ts=20) == ("@a:x", "D")
+    # r1 stays valid until the new pair is used ...
+    assert await tokens.refresh("r1", "a2b", "r2b", now_ts=3, expires_ts=30) == ("@a:x", "D")
+    await tokens.retire_previous_refresh("r2b")  # ... a2b was used: r1 is gone now
+    assert await tokens.refresh("r1", "x", "y", now_ts=4, expires_ts=40) is None
+    assert await tokens.refresh("nope", "x2", "y2", now_ts=4, expires_ts=40) is None
+    record = await tokens.get_token("a2b")
+    assert record is not None and record.refresh_sha256 == "r2b" and record.expires_ts == 30
+    # Deleting the device takes its refresh tokens with it.
+    await DeviceStore(db).delete_device("@a:x", "D")
+    assert await tokens.refresh("r2b", "x3", "y3", now_ts=5, expires_ts=50) is None
