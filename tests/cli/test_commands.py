@@ -7,9 +7,9 @@ from pathlib import Path
 from myelin.config import load_config
 from myelin.storage.migrations import available_migrations
 
-ALL_MIGRATIONS = "Applied migrations " + ", ".join(str(n) for n, _ in available_migrations())
-
 from cli_harness import ServerProcess, free_port, generate_config, http_get, http_post, run_cli
+
+ALL_MIGRATIONS = "Applied migrations " + ", ".join(str(n) for n, _ in available_migrations())
 
 
 def test_generate_config_options(tmp_path: Path) -> None:
