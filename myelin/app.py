@@ -20,12 +20,14 @@ from myelin.api.registry import all_endpoints
 from myelin.config import Config
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
+from myelin.services.filtering import FilterService
 from myelin.services.registration import RegistrationService
 from myelin.services.uia import UiaService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
 from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.filters import FilterStore
 from myelin.storage.stores.server_meta import ServerMetaStore
 from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserStore
@@ -45,6 +47,7 @@ class Services:
     auth: AuthService
     registration: RegistrationService
     accounts: AccountService
+    filters: FilterService
 
 
 async def connect(config: Config) -> Database:
@@ -103,6 +106,7 @@ async def build_services(config: Config) -> Services:
         config=config, db=db, signing_key=signing_key, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name),
         accounts=AccountService(auth, uia, devices, config.server_name),
+        filters=FilterService(FilterStore(db)),
     )
 
 

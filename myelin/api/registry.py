@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from myelin.api import health
 from myelin.api.admin import register as admin_register
-from myelin.api.client import account, capabilities, devices, discovery, login, register
+from myelin.api.client import (
+    account,
+    capabilities,
+    devices,
+    discovery,
+    filters,
+    login,
+    register,
+)
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.http.endpoint import Endpoint
 
@@ -19,6 +27,7 @@ _MODULES = (
     account,
     devices,
     capabilities,
+    filters,
     admin_register,
     federation_discovery,
 )
