@@ -1,0 +1,141 @@
+"""The one multi-table write for an event (the design's single ``append()`` ends here).
+
+Everything an event changes (the event row and its DAG edges, a new state snapshot, the
+room's current state and memberships, forward extremities, a new room, the client's
+transaction ID) is written in ONE transaction: after a crash either all of it is there or
+none of it, and a retransmitted client request finds its transaction ID exactly when the event
+exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from myelin.core.events import PDU, StateKey
+from myelin.storage.database import Database, Queryable
+from myelin.storage.stores.state import StateGroupWrite, insert_state_group_txn
+
+
+@dataclass(frozen=True)
+class NewRoom:
+    room_id: str
+    room_version: str
+    creator: str
+    created_ts: int
+
+
+@dataclass(frozen=True)
+class ClientTransaction:
+    user_id: str
+    device_id: str
+    endpoint: str
+    txn_id: str
+    response: bytes  # JSON
+    created_ts: int
+
+
+@dataclass(frozen=True)
+class Membership:
+    membership: str
+    event_id: str
+    stream_ordering: int
+
+
+@dataclass(frozen=True)
+class PersistEvent:
+    pdu: PDU
+    stream_ordering: int
+    outlier: bool = False
+    rejected_reason: str | None = None
+    state_group: int | None = None  # the state after the event
+    new_state_group: StateGroupWrite | None = None
+    current_state_changes: Mapping[StateKey, str | None] = field(default_factory=dict)
+    membership_changes: Mapping[str, Membership] = field(default_factory=dict)  # by user ID
+    extremities_replaced: Sequence[str] = ()  # become non-extremities; the event becomes one
+    new_room: NewRoom | None = None
+    client_transaction: ClientTransaction | None = None
+
+
+async def persist_event(db: Database, item: PersistEvent) -> None:
+    async with db.transaction() as txn:
+        await persist_event_txn(txn, item)
+
+
+async def persist_event_txn(txn: Queryable, item: PersistEvent) -> None:
+    pdu = item.pdu
+    room_id = pdu.room_id
+    if item.new_room is not None:
+        room = item.new_room
+        await txn.execute(
+            "INSERT INTO rooms (room_id, room_version, creator, created_ts)"
+            " VALUES ($1, $2, $3, $4)",
+            room.room_id, room.room_version, room.creator, room.created_ts,
+        )
+    if item.new_state_group is not None:
+        await insert_state_group_txn(txn, item.new_state_group)
+    await txn.execute(
+        "INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,"
+        " origin_server_ts, json, outlier, rejected_reason, state_group)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        pdu.event_id, room_id, item.stream_ordering, pdu.depth, pdu.type, pdu.state_key,
+        pdu.sender, pdu.origin_server_ts, orjson.dumps(pdu.data).decode(), item.outlier,
+        item.rejected_reason, item.state_group,
+    )
+    if pdu.prev_event_ids:
+        await txn.executemany(
+            "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",
+            [(pdu.event_id, prev) for prev in dict.fromkeys(pdu.prev_event_ids)],
+        )
+    if pdu.auth_event_ids:
+        await txn.executemany(
+            "INSERT INTO event_auth (event_id, auth_event_id) VALUES ($1, $2)",
+            [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)],
+        )
+    if not item.outlier and item.rejected_reason is None:
+        await _update_room_txn(txn, room_id, pdu.event_id, item)
+    if item.client_transaction is not None:
+        ct = item.client_transaction
+        await txn.execute(
+            "INSERT INTO client_transactions (user_id, device_id, endpoint, txn_id, response,"
+            " created_ts) VALUES ($1, $2, $3, $4, $5, $6)",
+            ct.user_id, ct.device_id, ct.endpoint, ct.txn_id, ct.response.decode(), ct.created_ts,
+        )
+
+
+async def _update_room_txn(txn: Queryable, room_id: str, event_id: str,
+                           item: PersistEvent) -> None:
+    if item.extremities_replaced:
+        await txn.executemany(
+            "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
+            [(room_id, e) for e in item.extremities_replaced],
+        )
+    await txn.execute(
+        "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)", room_id, event_id
+    )
+    removed = [(room_id, k[0], k[1]) for k, v in item.current_state_changes.items() if v is None]
+    changed = [(room_id, k[0], k[1], v) for k, v in item.current_state_changes.items()
+               if v is not None]
+    if removed:
+        await txn.executemany(
+            "DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3",
+            removed,
+        )
+    if changed:
+        await txn.executemany(
+            "INSERT INTO current_state (room_id, type, state_key, event_id)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, type, state_key)"
+            " DO UPDATE SET event_id = excluded.event_id",
+            changed,
+        )
+    if item.membership_changes:
+        await txn.executemany(
+            "INSERT INTO room_memberships (room_id, user_id, membership, event_id,"
+            " stream_ordering) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id)"
+            " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
+            " stream_ordering = excluded.stream_ordering",
+            [(room_id, user, m.membership, m.event_id, m.stream_ordering)
+             for user, m in item.membership_changes.items()],
+        )
