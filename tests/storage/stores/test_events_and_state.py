@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from event_builders import make_event
 from myelin.core.room_versions import V10
 from myelin.storage.database import Database, IntegrityError
 from myelin.storage.persistence import (
@@ -17,6 +16,8 @@ from myelin.storage.persistence import (
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.state import MAX_CHAIN, StateStore
+
+from event_builders import make_event
 
 ROOM = "!room:example.org"
 
