@@ -8,7 +8,6 @@ the key along unchanged.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import string
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
+
+from myelin.core.signing import decode_base64, encode_base64
 
 
 class SigningKeyError(Exception):
@@ -34,18 +35,6 @@ class SigningKey:
     @property
     def verify_key_base64(self) -> str:
         return encode_base64(bytes(self.signing_key.verify_key))
-
-
-def encode_base64(data: bytes) -> str:
-    """Appendices, "Unpadded Base64": standard alphabet, no '=' padding."""
-    return base64.b64encode(data).decode("ascii").rstrip("=")
-
-
-def decode_base64(text: str) -> bytes:
-    """Accepts padded and unpadded standard or URL-safe base64, as the appendix asks."""
-    text = text.strip().rstrip("=")
-    text = text.replace("-", "+").replace("_", "/")
-    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
 def generate_version() -> str:

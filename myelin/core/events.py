@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from myelin.core.hashing import event_id_from_reference_hash, reference_hash
 from myelin.core.room_versions import EventIdFormat, RoomVersion
 
 StateKey = tuple[str, str]  # (event type, state key)
@@ -146,9 +147,4 @@ def compute_event_id(data: Mapping[str, Any], room_version: RoomVersion) -> str:
         if not isinstance(event_id, str):
             raise ValueError("events of this room version carry their own event_id")
         return event_id
-    from myelin.core.hashing import reference_hash
-    from myelin.core.signing import encode_base64
-
-    digest = reference_hash(data, room_version)
-    urlsafe = room_version.event_id_format is EventIdFormat.REFERENCE_HASH_URLSAFE
-    return "$" + encode_base64(digest, urlsafe=urlsafe)
+    return event_id_from_reference_hash(reference_hash(data, room_version), room_version)

@@ -46,6 +46,9 @@ class RoomVersion:
     # -- authorization rules --
     # v1-v5: m.room.aliases events are authorised by state_key == sender's domain only.
     special_case_aliases_auth: bool = True
+    # v1-v2: auth rule 11 authorises m.room.redaction by redact level or event-ID domain; from
+    # v3 redactions pass the rules like any event and are checked at "Handling redactions".
+    redaction_auth_rule: bool = True
     # v6: the "notifications" keys of m.room.power_levels are covered by power checks.
     limit_notifications_power_levels: bool = False
     # v7: membership "knock" and join rule "knock".
@@ -65,6 +68,8 @@ class RoomVersion:
     # -- redaction algorithm variants --
     # v1-v5: redaction keeps content.aliases of m.room.aliases.
     redaction_keeps_aliases: bool = True
+    # v8: redaction keeps content.allow of m.room.join_rules (rooms/v8.md, "Redactions").
+    redaction_keeps_join_rules_allow: bool = False
     # v9: redaction keeps content.join_authorised_via_users_server of m.room.member.
     redaction_keeps_join_authorised_via: bool = False
     # v11: "updated redaction rules" (create keeps all content, power_levels keeps invite,
@@ -80,7 +85,9 @@ class RoomVersion:
 
 V1 = RoomVersion("1")
 V2 = V1.evolve("2", state_resolution=StateResolution.V2)
-V3 = V2.evolve("3", event_id_format=EventIdFormat.REFERENCE_HASH_BASE64)
+V3 = V2.evolve(
+    "3", event_id_format=EventIdFormat.REFERENCE_HASH_BASE64, redaction_auth_rule=False
+)
 V4 = V3.evolve("4", event_id_format=EventIdFormat.REFERENCE_HASH_URLSAFE)
 V5 = V4.evolve("5", enforce_key_validity=True)
 V6 = V5.evolve(
@@ -91,7 +98,7 @@ V6 = V5.evolve(
     redaction_keeps_aliases=False,
 )
 V7 = V6.evolve("7", knocking=True)
-V8 = V7.evolve("8", restricted_join_rule=True)
+V8 = V7.evolve("8", restricted_join_rule=True, redaction_keeps_join_rules_allow=True)
 V9 = V8.evolve("9", redaction_keeps_join_authorised_via=True)
 V10 = V9.evolve("10", knock_restricted_join_rule=True, integer_power_levels=True)
 V11 = V10.evolve(

@@ -1,0 +1,1 @@
+"""Rooms: creation, membership, and the timeline (the single append())."""
