@@ -18,17 +18,27 @@ from myelin.api.http.metrics import HttpMetrics
 from myelin.api.http.ratelimit import RateLimiter
 from myelin.api.registry import all_endpoints
 from myelin.config import Config
+from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
 from myelin.services.filtering import FilterService
+from myelin.services.notifier import Notifier
 from myelin.services.registration import RegistrationService
+from myelin.services.rooms.builder import EventBuilder
+from myelin.services.rooms.creation import RoomCreator
+from myelin.services.rooms.membership import MembershipService
+from myelin.services.rooms.timeline import Timeline
 from myelin.services.uia import UiaService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
+from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
 from myelin.storage.stores.server_meta import ServerMetaStore
+from myelin.storage.stores.state import StateStore
 from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserStore
 
@@ -48,6 +58,12 @@ class Services:
     registration: RegistrationService
     accounts: AccountService
     filters: FilterService
+    notifier: Notifier
+    event_store: EventStore
+    state_store: StateStore
+    timeline: Timeline
+    room_creator: RoomCreator
+    membership: MembershipService
 
 
 async def connect(config: Config) -> Database:
@@ -102,11 +118,25 @@ async def build_services(config: Config) -> Services:
         refreshable_lifetime_ms=config.sessions.refreshable_access_token_lifetime_s * 1000,
     )
     uia = UiaService()
+    notifier = Notifier()
+    event_store, state_store, aliases = EventStore(db), StateStore(db), AliasStore(db)
+    timeline = Timeline(
+        db, event_store, state_store, EventBuilder(config.server_name, signing_key), notifier,
+        stream=await StreamPositions.load(db, "events", "stream_ordering"),
+        state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
+    )
     return Services(
         config=config, db=db, signing_key=signing_key, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name),
         accounts=AccountService(auth, uia, devices, config.server_name),
         filters=FilterService(FilterStore(db)),
+        notifier=notifier,
+        event_store=event_store,
+        state_store=state_store,
+        timeline=timeline,
+        room_creator=RoomCreator(timeline, aliases, config.server_name,
+                                 KNOWN_ROOM_VERSIONS[config.rooms.default_room_version]),
+        membership=MembershipService(timeline, state_store, aliases),
     )
 
 

@@ -126,6 +126,12 @@ class RateLimitsConfig:
     registration: RateLimit = _key(
         "Registrations, per client address.", factory=lambda: RateLimit(per_second=0.17, burst=3)
     )
+    join: RateLimit = _key(
+        "Room joins and knocks, per user.", factory=lambda: RateLimit(per_second=0.1, burst=10)
+    )
+    invite: RateLimit = _key(
+        "Invites sent, per user.", factory=lambda: RateLimit(per_second=0.3, burst=10)
+    )
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,14 @@ class SessionsConfig:
     refreshable_access_token_lifetime_s: int = _key(
         "Lifetime of access tokens given to clients that support refresh tokens.", 300,
         check=_positive,
+    )
+
+
+@dataclass(frozen=True)
+class RoomsConfig:
+    default_room_version: str = _key(
+        "Room version of new rooms unless the client asks for another.", "12",
+        check=_one_of(*[str(v) for v in range(1, 13)]),
     )
 
 
@@ -221,6 +235,7 @@ class Config:
     registration: RegistrationConfig = _key("Account creation.", factory=RegistrationConfig)
     passwords: PasswordsConfig = _key("Password hashing.", factory=PasswordsConfig)
     sessions: SessionsConfig = _key("Access and refresh tokens.", factory=SessionsConfig)
+    rooms: RoomsConfig = _key("Rooms.", factory=RoomsConfig)
     rate_limits: RateLimitsConfig = _key(
         "Per-client request rate limits.", factory=RateLimitsConfig
     )

@@ -14,7 +14,10 @@ from myelin.api.client import (
     discovery,
     filters,
     login,
+    membership,
     register,
+    room_events,
+    rooms,
 )
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.http.endpoint import Endpoint
@@ -28,6 +31,9 @@ _MODULES = (
     devices,
     capabilities,
     filters,
+    rooms,
+    membership,
+    room_events,
     admin_register,
     federation_discovery,
 )

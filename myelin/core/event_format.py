@@ -49,6 +49,10 @@ class EventFormatError(ValueError):
     """The event does not have the format its room version requires; it must be dropped."""
 
 
+class EventTooLargeError(EventFormatError):
+    """Over the 65,536-byte limit: clients get 413 M_TOO_LARGE rather than M_BAD_JSON."""
+
+
 def validate_pdu(event: Mapping[str, Any], room_version: RoomVersion) -> None:
     """Raise ``EventFormatError`` unless ``event`` is a well-formed PDU of ``room_version``."""
     if not isinstance(event, dict):
@@ -86,7 +90,9 @@ def validate_pdu(event: Mapping[str, Any], room_version: RoomVersion) -> None:
     except CanonicalJSONError as e:
         raise EventFormatError(f"the event is not valid canonical JSON: {e}") from None
     if size > MAX_PDU_BYTES:
-        raise EventFormatError(f"the event is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}")
+        raise EventTooLargeError(
+            f"the event is {size} bytes of canonical JSON, over {MAX_PDU_BYTES}"
+        )
 
 
 def room_id_for_create_event(create: Mapping[str, Any], room_version: RoomVersion) -> str:

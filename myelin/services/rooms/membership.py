@@ -1,0 +1,93 @@
+"""Membership changes of local users (client-server API, "Room membership"): join, invite,
+leave, kick, ban, unban, knock, forget. Each is one event through the timeline, so the
+authorization rules decide who may do what; this module only shapes the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from myelin.errors import MatrixError, forbidden, not_found
+from myelin.ids import UserID
+from myelin.services.rooms.timeline import Timeline
+from myelin.storage.stores.aliases import AliasStore
+from myelin.storage.stores.state import StateStore
+
+
+class MembershipService:
+    def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore) -> None:
+        self._timeline = timeline
+        self._state = state
+        self._aliases = aliases
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        if room_id_or_alias.startswith("#"):
+            room_id = await self._aliases.get_room_id(room_id_or_alias)
+            if room_id is None:
+                raise not_found("Room alias not found")
+            return room_id
+        if not room_id_or_alias.startswith("!"):
+            raise MatrixError(400, "M_INVALID_PARAM", "Expected a room ID or alias")
+        return room_id_or_alias
+
+    async def join(self, user_id: str, room_id_or_alias: str,
+                   reason: str | None = None) -> str:
+        room_id = await self.resolve_room(room_id_or_alias)
+        if await self._timeline.room(room_id) is None:
+            # Joining a room on another server needs federation (make_join/send_join).
+            raise not_found("No known room with that ID")
+        current = await self._state.get_membership(room_id, user_id)
+        if current is not None and current[0] == "join":
+            return room_id  # already joined: idempotent, as Synapse does
+        await self._change(room_id, user_id, user_id, "join", reason)
+        return room_id
+
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None) -> str:
+        room_id = await self.resolve_room(room_id_or_alias)
+        if await self._timeline.room(room_id) is None:
+            raise not_found("No known room with that ID")
+        await self._change(room_id, user_id, user_id, "knock", reason)
+        return room_id
+
+    async def leave(self, user_id: str, room_id: str, reason: str | None) -> None:
+        current = await self._state.get_membership(room_id, user_id)
+        if current is None or current[0] in ("leave", "ban"):
+            raise forbidden("You are not in this room")
+        await self._change(room_id, user_id, user_id, "leave", reason)
+
+    async def invite(self, sender: str, room_id: str, target: str,
+                     reason: str | None) -> None:
+        UserID.parse(target)
+        await self._change(room_id, sender, target, "invite", reason)
+
+    async def kick(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        UserID.parse(target)
+        current = await self._state.get_membership(room_id, target)
+        if current is None or current[0] not in ("join", "invite", "knock"):
+            raise forbidden("The user is not in this room")
+        await self._change(room_id, sender, target, "leave", reason)
+
+    async def ban(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        UserID.parse(target)
+        await self._change(room_id, sender, target, "ban", reason)
+
+    async def unban(self, sender: str, room_id: str, target: str, reason: str | None) -> None:
+        UserID.parse(target)
+        current = await self._state.get_membership(room_id, target)
+        if current is None or current[0] != "ban":
+            raise MatrixError(400, "M_BAD_STATE", "The user is not banned")
+        await self._change(room_id, sender, target, "leave", reason)
+
+    async def require_joined(self, room_id: str, user_id: str) -> None:
+        """403 unless ``user_id`` is joined to ``room_id`` (unknown rooms look the same)."""
+        current = await self._state.get_membership(room_id, user_id)
+        if current is None or current[0] != "join":
+            raise forbidden("You are not in this room")
+
+    async def _change(self, room_id: str, sender: str, target: str, membership: str,
+                      reason: str | None) -> None:
+        content: dict[str, Any] = {"membership": membership}
+        if reason:
+            content["reason"] = reason
+        await self._timeline.append(room_id, sender, "m.room.member", content,
+                                    state_key=target)

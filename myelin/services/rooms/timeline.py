@@ -1,0 +1,247 @@
+"""The timeline: the single ``append()`` every local event goes through.
+
+Design, "How a request flows": take the room's lock, build the event on the current forward
+extremities and state, hash and sign it, check the authorization rules against the current
+state, persist everything in one transaction, update the in-memory room state, advance the
+stream and wake the notifier. Room state is cached per room in memory, so a message costs no
+state read from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from myelin.core.auth import AuthError, auth_types_for_event, check_auth
+from myelin.core.canonical_json import CanonicalJSONError
+from myelin.core.event_format import EventFormatError, EventTooLargeError, validate_pdu
+from myelin.core.events import PDU, StateKey
+from myelin.core.room_versions import RoomVersion
+from myelin.errors import MatrixError, bad_json, forbidden, too_large
+from myelin.services.notifier import Notifier
+from myelin.services.rooms.builder import EventBuilder
+from myelin.storage.database import Database
+from myelin.storage.persistence import (
+    ClientTransaction,
+    Membership,
+    NewRoom,
+    PersistEvent,
+    persist_event,
+)
+from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.events import EventStore
+from myelin.storage.stores.state import StateStore
+
+CREATE: StateKey = ("m.room.create", "")
+MAX_PREV_EVENTS = 10
+_EVENT_CACHE_SIZE = 20_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class RoomState:
+    """What the next local event of a room is built on."""
+
+    room_id: str
+    room_version: RoomVersion
+    state: dict[StateKey, str]
+    state_group: int | None
+    extremities: list[str]
+    depth: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Timeline:
+    def __init__(
+        self,
+        db: Database,
+        events: EventStore,
+        state: StateStore,
+        builder: EventBuilder,
+        notifier: Notifier,
+        stream: StreamPositions,
+        state_groups: StreamPositions,
+    ) -> None:
+        self._db = db
+        self._events = events
+        self._state = state
+        self._builder = builder
+        self._notifier = notifier
+        self._stream = stream
+        self._state_groups = state_groups
+        self._rooms: dict[str, RoomState] = {}
+        self._event_cache: OrderedDict[str, PDU] = OrderedDict()
+
+    # -- reading --
+
+    async def get_pdus(self, event_ids: list[str]) -> dict[str, PDU]:
+        """Events by ID, from the in-memory cache where possible."""
+        found: dict[str, PDU] = {}
+        missing = []
+        for event_id in event_ids:
+            pdu = self._event_cache.get(event_id)
+            if pdu is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = pdu
+        if missing:
+            for event_id, stored in (await self._events.get_events(missing)).items():
+                found[event_id] = stored.pdu
+                self._cache_pdu(stored.pdu)
+        return found
+
+    def _cache_pdu(self, pdu: PDU) -> None:
+        self._event_cache[pdu.event_id] = pdu
+        if len(self._event_cache) > _EVENT_CACHE_SIZE:
+            self._event_cache.popitem(last=False)
+
+    async def room(self, room_id: str) -> RoomState | None:
+        """The room's current state as the next local event sees it; None if unknown here."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            return room
+        version = await self._events.get_room_version(room_id)
+        if version is None:
+            return None
+        extremities = await self._events.get_forward_extremities(room_id)
+        stored = await self._events.get_events(extremities)
+        depth = max((e.pdu.depth for e in stored.values()), default=0)
+        groups = {e.state_group for e in stored.values()}
+        room = RoomState(
+            room_id, version, await self._state.get_current_state(room_id),
+            groups.pop() if len(groups) == 1 else None, extremities, depth,
+        )
+        return self._rooms.setdefault(room_id, room)
+
+    async def state_events(self, room: RoomState, keys: list[StateKey]) -> dict[StateKey, PDU]:
+        ids = {key: room.state[key] for key in keys if key in room.state}
+        pdus = await self.get_pdus(list(ids.values()))
+        return {key: pdus[event_id] for key, event_id in ids.items() if event_id in pdus}
+
+    # -- writing --
+
+    async def create_room(
+        self, room_version: RoomVersion, room_id: str | None, creator: str,
+        content: Mapping[str, Any],
+    ) -> tuple[RoomState, PDU]:
+        """Persist a new room's create event; ``room_id`` is None for v12 (derived from it)."""
+        pdu = self._build(room_version, room_id, creator, "m.room.create", content, "",
+                          prev=[], auth=[], depth=1)
+        room = RoomState(pdu.room_id, room_version, {}, None, [], 0)
+        async with room.lock:
+            if pdu.room_id in self._rooms or await self._events.get_room_version(pdu.room_id):
+                raise MatrixError(400, "M_ROOM_IN_USE", "Room ID already in use")
+            self._rooms[pdu.room_id] = room
+            await self._authorise_and_persist(room, pdu, {CREATE: pdu}, new_room=NewRoom(
+                pdu.room_id, room_version.identifier, creator, pdu.origin_server_ts))
+        return room, pdu
+
+    async def append(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        content: Mapping[str, Any],
+        *,
+        state_key: str | None = None,
+        redacts: str | None = None,
+        client_txn: tuple[str, str, str, str] | None = None,
+    ) -> PDU:
+        """Create, authorise and persist a local event; 403 if the auth rules refuse it.
+
+        ``client_txn`` is (user_id, device_id, endpoint, txn_id): the event and the transaction
+        ID are stored together, so a retransmission finds the ID exactly when the event exists.
+        """
+        room = await self.room(room_id)
+        if room is None:
+            # Same answer as for a room the sender is not in: existence is not disclosed.
+            raise forbidden("You are not in this room")
+        async with room.lock:
+            prev_ids = room.extremities[-MAX_PREV_EVENTS:]
+            prevs = await self.get_pdus(prev_ids)
+            probe = PDU({"type": event_type, "sender": sender, "content": dict(content),
+                         **({"state_key": state_key} if state_key is not None else {})},
+                        room.room_version, event_id="$probe")
+            keys = auth_types_for_event(probe)
+            auth_state = await self.state_events(room, [CREATE, *keys])
+            auth_events = [auth_state[k] for k in keys if k in auth_state]
+            depth = min(max((p.depth for p in prevs.values()), default=0) + 1, 2**63 - 1)
+            pdu = self._build(room.room_version, room_id, sender, event_type, content,
+                              state_key, prev=[prevs[i] for i in prev_ids if i in prevs],
+                              auth=auth_events, depth=depth, redacts=redacts)
+            response = None
+            if client_txn is not None:
+                response = ClientTransaction(*client_txn, response=b"", created_ts=now_ms())
+            await self._authorise_and_persist(room, pdu, auth_state, client_txn=response)
+            return pdu
+
+    def _build(self, room_version: RoomVersion, room_id: str | None, sender: str,
+               event_type: str, content: Mapping[str, Any], state_key: str | None, *,
+               prev: list[PDU], auth: list[PDU], depth: int,
+               redacts: str | None = None) -> PDU:
+        if room_version.redacts_in_content and redacts is not None:
+            content = {**content, "redacts": redacts}
+        try:
+            pdu = self._builder.build(
+                room_version, room_id=room_id, event_type=event_type, sender=sender,
+                content=content, prev_events=prev, auth_events=auth, depth=depth,
+                origin_server_ts=now_ms(), state_key=state_key, redacts=redacts)
+            validate_pdu(pdu.data, room_version)
+        except CanonicalJSONError as e:
+            raise bad_json(f"Event content is not valid canonical JSON: {e}") from None
+        except EventTooLargeError as e:
+            raise too_large(f"Event too large: {e}") from None
+        except EventFormatError as e:
+            raise bad_json(str(e)) from None
+        return pdu
+
+    async def _authorise_and_persist(
+        self, room: RoomState, pdu: PDU, auth_state: Mapping[StateKey, PDU], *,
+        new_room: NewRoom | None = None, client_txn: ClientTransaction | None = None,
+    ) -> None:
+        try:
+            check_auth(pdu, auth_state)
+        except AuthError as e:
+            raise forbidden(f"{e.message} (auth rule {e.rule})") from None
+        changes: dict[StateKey, str | None] = {}
+        memberships: dict[str, Membership] = {}
+        stream = self._stream.allocate()
+        try:
+            group, write = room.state_group, None
+            if pdu.is_state:
+                changes[pdu.state_tuple] = pdu.event_id
+                group = self._state_groups.allocate()
+                self._state_groups.finish(group)
+                write = await self._state.plan_group(group, room.room_id, room.state_group,
+                                                     changes)
+                if pdu.type == "m.room.member" and pdu.membership is not None:
+                    memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
+                                                                 stream)
+            if client_txn is not None:
+                body = b'{"event_id":"' + pdu.event_id.encode() + b'"}'
+                client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
+                                               client_txn.endpoint, client_txn.txn_id, body,
+                                               client_txn.created_ts)
+            await persist_event(self._db, PersistEvent(
+                pdu, stream, state_group=group, new_state_group=write,
+                current_state_changes=changes, membership_changes=memberships,
+                extremities_replaced=list(room.extremities), new_room=new_room,
+                client_transaction=client_txn))
+        finally:
+            self._stream.finish(stream)
+        self._cache_pdu(pdu)
+        room.state.update({k: v for k, v in changes.items() if v is not None})
+        room.state_group = group
+        room.extremities = [pdu.event_id]
+        room.depth = pdu.depth
+        if write is not None:
+            self._state.remember_written(write, room.state)
+        users = [pdu.state_key] if pdu.type == "m.room.member" and pdu.state_key else []
+        self._notifier.announce(self._stream.current, rooms=[room.room_id], users=users)
