@@ -28,6 +28,8 @@ from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.membership import MembershipService
 from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.visibility import Visibility
+from myelin.services.sync import SyncService
 from myelin.services.uia import UiaService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
@@ -64,6 +66,7 @@ class Services:
     timeline: Timeline
     room_creator: RoomCreator
     membership: MembershipService
+    sync: SyncService
 
 
 async def connect(config: Config) -> Database:
@@ -137,6 +140,8 @@ async def build_services(config: Config) -> Services:
         room_creator=RoomCreator(timeline, aliases, config.server_name,
                                  KNOWN_ROOM_VERSIONS[config.rooms.default_room_version]),
         membership=MembershipService(timeline, state_store, aliases),
+        sync=SyncService(event_store, state_store, timeline,
+                         Visibility(state_store, timeline.get_pdus), notifier, timeline.stream),
     )
 
 
@@ -192,6 +197,8 @@ class Homeserver:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
+        if self.services is not None:
+            self.services.notifier.wake_all()  # long-polls answer now, not at their timeout
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

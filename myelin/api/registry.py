@@ -18,6 +18,7 @@ from myelin.api.client import (
     register,
     room_events,
     rooms,
+    sync,
 )
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.http.endpoint import Endpoint
@@ -34,6 +35,7 @@ _MODULES = (
     rooms,
     membership,
     room_events,
+    sync,
     admin_register,
     federation_discovery,
 )

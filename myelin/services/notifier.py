@@ -28,6 +28,7 @@ class Notifier:
         self._by_room: dict[str, set[_Waiter]] = defaultdict(set)
         self._by_user: dict[str, set[_Waiter]] = defaultdict(set)
         self.position = 0  # the newest stream position announced
+        self.closed = False
 
     async def wait(self, user_id: str, rooms: Iterable[str], since: int,
                    timeout_s: float) -> bool:
@@ -36,6 +37,8 @@ class Notifier:
         Returns at once if the stream already moved past ``since`` (the caller then looks for
         what is new); False when the timeout ran out with nothing new.
         """
+        if self.closed:
+            return False
         if self.position > since:
             return True
         waiter = _Waiter(user_id, frozenset(rooms))
@@ -44,7 +47,7 @@ class Notifier:
         self._by_user[user_id].add(waiter)
         try:
             await asyncio.wait_for(waiter.future, timeout_s)
-            return True
+            return not self.closed
         except TimeoutError:
             return False
         finally:
@@ -78,6 +81,7 @@ class Notifier:
 
     def wake_all(self) -> None:
         """Shutdown: let every long-poll return now instead of holding the server open."""
+        self.closed = True
         for listeners in list(self._by_user.values()):
             for waiter in listeners:
                 if not waiter.future.done():

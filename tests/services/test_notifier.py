@@ -43,5 +43,5 @@ async def test_wake_all_for_shutdown() -> None:
     await asyncio.sleep(0)
     assert notifier.waiting == 100
     notifier.wake_all()
-    assert all(await asyncio.gather(*tasks))
+    assert not any(await asyncio.gather(*tasks))  # nothing new: the server is closing
     assert notifier.waiting == 0

@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from myelin.api.client.event_format import client_event
 from myelin.api.http.endpoint import Routes
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import not_found
+from myelin.services.rooms.client_format import client_event
 from myelin.storage.database import IntegrityError
 
 routes = Routes()

@@ -75,6 +75,7 @@ class Timeline:
         self._builder = builder
         self._notifier = notifier
         self._stream = stream
+        self.stream = stream  # read by the services that serve the event stream
         self._state_groups = state_groups
         self._rooms: dict[str, RoomState] = {}
         self._event_cache: OrderedDict[str, PDU] = OrderedDict()

@@ -80,6 +80,69 @@ class EventStore:
         )
         return None if value is None else str(value).encode()
 
+    async def get_room_events_by_stream(
+        self, room_id: str, after: int, upto: int, limit: int
+    ) -> list[StoredEvent]:
+        """The newest ``limit`` timeline events with after < stream_ordering <= upto, oldest
+        first (what a sync timeline shows)."""
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+            " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3"
+            " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            " ORDER BY e.stream_ordering DESC LIMIT $4",
+            room_id, after, upto, limit,
+        )
+        return [_stored(r) for r in reversed(rows)]
+
+    async def get_room_events_by_topology(
+        self, room_id: str, position: tuple[int, int], *, backwards: bool, limit: int
+    ) -> list[StoredEvent]:
+        """Timeline events ordered by (depth, stream_ordering): with ``backwards``, those at or
+        before ``position``, newest first; otherwise those after it, oldest first."""
+        depth, stream = position
+        if backwards:
+            where = "(e.depth < $2 OR (e.depth = $2 AND e.stream_ordering <= $3))"
+            order = "DESC"
+        else:
+            where = "(e.depth > $2 OR (e.depth = $2 AND e.stream_ordering > $3))"
+            order = "ASC"
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+            f" WHERE e.room_id = $1 AND {where}"
+            " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            f" ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT $4",
+            room_id, depth, stream, limit,
+        )
+        return [_stored(r) for r in rows]
+
+    async def get_topological_position(self, room_id: str, upto_stream: int) -> tuple[int, int]:
+        """(depth, stream_ordering) of the room's newest timeline event at or before a stream
+        position; (0, 0) before the room's first event."""
+        row = await self._db.fetchrow(
+            "SELECT depth, stream_ordering FROM events WHERE room_id = $1"
+            " AND stream_ordering <= $2 AND NOT outlier AND rejected_reason IS NULL"
+            " ORDER BY stream_ordering DESC LIMIT 1",
+            room_id, upto_stream,
+        )
+        return (0, 0) if row is None else (int(row["depth"]), int(row["stream_ordering"]))
+
+    async def get_state_group_before(self, room_id: str, stream: int) -> int | None:
+        """The state group after the room's last event strictly before ``stream``."""
+        value = await self._db.fetchval(
+            "SELECT state_group FROM events WHERE room_id = $1 AND stream_ordering < $2"
+            " AND state_group IS NOT NULL ORDER BY stream_ordering DESC LIMIT 1",
+            room_id, stream,
+        )
+        return None if value is None else int(value)
+
+    async def get_rooms_changed(self, after: int, upto: int) -> set[str]:
+        rows = await self._db.fetch(
+            "SELECT DISTINCT room_id FROM events WHERE stream_ordering > $1"
+            " AND stream_ordering <= $2",
+            after, upto,
+        )
+        return {r["room_id"] for r in rows}
+
     async def max_stream_ordering(self) -> int:
         value = await self._db.fetchval("SELECT MAX(stream_ordering) FROM events")
         return int(value) if value is not None else 0

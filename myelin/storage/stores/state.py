@@ -114,6 +114,17 @@ class StateStore:
         )
         return None if value is None else str(value)
 
+    async def get_user_memberships(self, user_id: str) -> list[tuple[str, str, str, int]]:
+        """(room_id, membership, event_id, stream_ordering) of every room the user has a
+        current membership in."""
+        rows = await self._db.fetch(
+            "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships"
+            " WHERE user_id = $1",
+            user_id,
+        )
+        return [(r["room_id"], r["membership"], r["event_id"], int(r["stream_ordering"]))
+                for r in rows]
+
     async def list_rooms_for_user(self, user_id: str, membership: str) -> list[str]:
         rows = await self._db.fetch(
             "SELECT room_id FROM room_memberships WHERE user_id = $1 AND membership = $2",

@@ -1,4 +1,7 @@
-"""How events look to clients (client-server API, "Room event format" / ClientEvent)."""
+"""How events look to clients (client-server API, "Room event format" / ClientEvent).
+
+Shared by every service that serves events (sync, history, state), so they all agree.
+"""
 
 from __future__ import annotations
 

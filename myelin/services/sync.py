@@ -1,0 +1,215 @@
+"""/sync (client-server API, "Syncing"): initial and incremental, long-polling.
+
+A sync token is a position in the event stream ("s<stream_ordering>"), so it stays valid across
+restarts. Per joined room the response holds the timeline since the token (the newest
+``limit`` events, ``limited`` when more were skipped, ``prev_batch`` to paginate back) and the
+state the client needs on top of what it had: the full state at the timeline's start for a
+first sync or a newly joined room, the changes since the token for a limited timeline, and
+nothing otherwise (every change is then in the timeline itself).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from myelin.core.events import PDU, StateKey
+from myelin.errors import MatrixError
+from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
+from myelin.services.notifier import Notifier
+from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.visibility import Visibility
+from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.events import EventStore
+from myelin.storage.stores.state import StateStore
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+# Client-server API, "Stripped state": what an invitee may see of a room before joining.
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
+                        "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
+
+
+def parse_sync_token(token: str) -> int:
+    if token.startswith("s") and token[1:].isdigit() and len(token) < 21:
+        return int(token[1:])
+    raise MatrixError(400, "M_INVALID_PARAM", f"Invalid sync token {token!r}")
+
+
+def topological_token(depth: int, stream: int) -> str:
+    return f"t{depth}_{stream}"
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    user_id: str
+    device_id: str
+    since: int | None
+    timeout_ms: int
+    full_state: bool
+    filter: Filter
+
+
+class SyncService:
+    def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
+                 visibility: Visibility, notifier: Notifier, stream: StreamPositions) -> None:
+        self._events = events
+        self._state = state
+        self._timeline = timeline
+        self._visibility = visibility
+        self._notifier = notifier
+        self._stream = stream
+
+    async def sync(self, request: SyncRequest) -> dict[str, Any]:
+        deadline = time.monotonic() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
+        since = request.since
+        while True:
+            now = self._stream.current
+            response, has_updates = await self._build(request, since, now)
+            remaining = deadline - time.monotonic()
+            if has_updates or since is None or request.full_state or remaining <= 0:
+                return response
+            rooms = [r for r, m, _, _ in await self._state.get_user_memberships(request.user_id)
+                     if m == "join"]
+            if not await self._notifier.wait(request.user_id, rooms, now, remaining):
+                return response
+            since = since if since is not None else now
+
+    async def _build(self, request: SyncRequest, since: int | None,
+                     now: int) -> tuple[dict[str, Any], bool]:
+        join: dict[str, Any] = {}
+        invite: dict[str, Any] = {}
+        knock: dict[str, Any] = {}
+        leave: dict[str, Any] = {}
+        changed_rooms = await self._events.get_rooms_changed(since, now) \
+            if since is not None else set()
+        room_filter = request.filter.room
+        for room_id, membership, event_id, at in await self._state.get_user_memberships(
+                request.user_id):
+            if not room_allowed(room_filter, room_id) or at > now:
+                continue
+            membership_changed = since is None or at > since
+            if membership == "join":
+                full = since is None or request.full_state or membership_changed
+                if full or room_id in changed_rooms:
+                    join[room_id] = await self._room(request, room_id, since, now, full=full)
+            elif membership == "invite" and membership_changed:
+                invite[room_id] = {"invite_state": {"events": await self._stripped(
+                    room_id, event_id)}}
+            elif membership == "knock" and membership_changed:
+                knock[room_id] = {"knock_state": {"events": await self._stripped(
+                    room_id, event_id)}}
+            elif membership in ("leave", "ban") and (
+                    (since is not None and membership_changed)
+                    or (since is None and room_filter.include_leave)):
+                leave[room_id] = await self._room(request, room_id, since, at, full=False,
+                                                  left=True)
+        has_updates = bool(join or invite or knock or leave)
+        response = {
+            "next_batch": f"s{now}",
+            "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
+            "account_data": {"events": []},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+            "device_unused_fallback_key_types": [],
+        }
+        return response, has_updates
+
+    async def _room(self, request: SyncRequest, room_id: str, since: int | None, upto: int,
+                    *, full: bool, left: bool = False) -> dict[str, Any]:
+        timeline_filter = request.filter.room.timeline
+        limit = effective_limit(timeline_filter, DEFAULT_TIMELINE_LIMIT)
+        after = 0 if full or since is None else since
+        events = await self._events.get_room_events_by_stream(room_id, after, upto, limit + 1)
+        limited = len(events) > limit
+        events = events[-limit:] if limited else events
+        start_stream = events[0].stream_ordering if events else upto + 1
+        state_at_start = await self._state_before(room_id, start_stream)
+        if full or request.full_state:
+            state_ids = state_at_start
+        elif limited and since is not None:
+            at_since = await self._state_before(room_id, since + 1)
+            state_ids = {k: v for k, v in state_at_start.items() if at_since.get(k) != v}
+        else:
+            state_ids = {}
+        visible = await self._visibility.filter(request.user_id, events)
+        now_ms = int(time.time() * 1000)
+        timeline_events = [self._format(request, s.pdu, now_ms) for s in visible
+                           if event_matches(timeline_filter, client_event(s.pdu, now_ms=now_ms))]
+        state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
+        state_events = [self._format(request, p, now_ms) for p in state_pdus.values()
+                        if event_matches(request.filter.room.state, client_event(p))]
+        first = events[0] if events else None
+        prev_batch = topological_token(first.pdu.depth, first.stream_ordering - 1) if first \
+            else topological_token(*await self._events.get_topological_position(room_id, upto))
+        section: dict[str, Any] = {
+            "timeline": {"events": timeline_events, "limited": limited,
+                         "prev_batch": prev_batch},
+            "state": {"events": state_events},
+            "account_data": {"events": []},
+        }
+        if not left:
+            section["ephemeral"] = {"events": []}
+            section["unread_notifications"] = {"highlight_count": 0, "notification_count": 0}
+            section["summary"] = {}
+        return section
+
+    async def _state_before(self, room_id: str, stream: int) -> dict[StateKey, str]:
+        group = await self._events.get_state_group_before(room_id, stream)
+        return {} if group is None else await self._state.get_state(group)
+
+    async def _stripped(self, room_id: str, membership_event_id: str) -> list[dict[str, Any]]:
+        state = await self._state.get_current_state(room_id)
+        wanted = [state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in state]
+        pdus = await self._timeline.get_pdus([*wanted, membership_event_id])
+        return [{"type": p.type, "state_key": p.state_key, "content": p.data.get("content", {}),
+                 "sender": p.sender} for p in pdus.values()]
+
+    def _format(self, request: SyncRequest, pdu: PDU, now_ms: int) -> dict[str, Any]:
+        if request.filter.event_format == "federation":
+            return dict(pdu.data)
+        event = client_event(pdu, now_ms=now_ms)
+        del event["room_id"]  # implied by the room the event is listed under
+        fields = request.filter.event_fields
+        return project_fields(event, fields) if fields is not None else event
+
+
+def project_fields(event: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """Filter's ``event_fields``: keep only these dot-separated paths ("content.body")."""
+    out: dict[str, Any] = {}
+    for path in fields:
+        parts = _split_path(path)
+        source: Any = event
+        for part in parts:
+            if not isinstance(source, dict) or part not in source:
+                break
+            source = source[part]
+        else:
+            target = out
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = source
+    return out
+
+
+def _split_path(path: str) -> list[str]:
+    """Appendices, "Dot-separated property paths": '\\.' is a literal dot."""
+    parts, current, escaped = [], [], False
+    for char in path:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
