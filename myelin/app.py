@@ -26,6 +26,7 @@ from myelin.services.notifier import Notifier
 from myelin.services.registration import RegistrationService
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
+from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.membership import MembershipService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
@@ -67,6 +68,7 @@ class Services:
     room_creator: RoomCreator
     membership: MembershipService
     sync: SyncService
+    history: HistoryService
 
 
 async def connect(config: Config) -> Database:
@@ -128,6 +130,7 @@ async def build_services(config: Config) -> Services:
         stream=await StreamPositions.load(db, "events", "stream_ordering"),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
+    visibility = Visibility(state_store, timeline.get_pdus)
     return Services(
         config=config, db=db, signing_key=signing_key, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name),
@@ -140,8 +143,9 @@ async def build_services(config: Config) -> Services:
         room_creator=RoomCreator(timeline, aliases, config.server_name,
                                  KNOWN_ROOM_VERSIONS[config.rooms.default_room_version]),
         membership=MembershipService(timeline, state_store, aliases),
-        sync=SyncService(event_store, state_store, timeline,
-                         Visibility(state_store, timeline.get_pdus), notifier, timeline.stream),
+        sync=SyncService(event_store, state_store, timeline, visibility, notifier,
+                         timeline.stream),
+        history=HistoryService(event_store, state_store, timeline, visibility),
     )
 
 

@@ -13,6 +13,7 @@ from myelin.api.client import (
     devices,
     discovery,
     filters,
+    history,
     login,
     membership,
     register,
@@ -36,6 +37,7 @@ _MODULES = (
     membership,
     room_events,
     sync,
+    history,
     admin_register,
     federation_discovery,
 )

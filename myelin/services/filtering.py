@@ -77,6 +77,21 @@ def parse_filter(raw: bytes | str) -> Filter:
     return parsed
 
 
+def parse_room_event_filter(raw: str | None) -> RoomEventFilter:
+    """The ``filter`` parameter of /messages and /context: a RoomEventFilter as JSON."""
+    if not raw:
+        return RoomEventFilter()
+    try:
+        parsed = msgspec.json.decode(raw, type=RoomEventFilter)
+    except msgspec.ValidationError as e:
+        raise bad_json(f"Invalid filter: {e}") from None
+    except msgspec.DecodeError:
+        raise MatrixError(400, "M_NOT_JSON", "Filter is not valid JSON") from None
+    if parsed.limit is not None and parsed.limit <= 0:
+        raise bad_json("limit must be an integer greater than 0")
+    return parsed
+
+
 def canonical_filter_json(f: Filter) -> str:
     """A stable text form (defaults omitted, keys sorted) so equal filters compare equal."""
     return msgspec.json.encode(msgspec.to_builtins(f), order="sorted").decode()

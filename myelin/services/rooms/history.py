@@ -1,0 +1,153 @@
+"""Room history: /messages pagination and /context (client-server API, "Getting events for
+a room").
+
+Pagination tokens are positions in the room's topological order, "t<depth>_<stream>", meaning
+"just after that event": paginating backwards from one returns the events at or before it,
+forwards the events after it. A sync token ("s<stream>") is accepted as a starting point too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from myelin.errors import forbidden, invalid_param, not_found
+from myelin.services.filtering import RoomEventFilter, effective_limit, event_matches
+from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.visibility import Visibility
+from myelin.services.sync import parse_sync_token, topological_token
+from myelin.storage.stores.events import EventStore, StoredEvent
+from myelin.storage.stores.state import StateStore
+
+DEFAULT_LIMIT = 10
+_FETCH_SLACK = 3  # fetch more than asked, as visibility and filters drop some
+
+
+def parse_position(token: str) -> tuple[str, tuple[int, int] | int]:
+    if token.startswith("t"):
+        depth, sep, stream = token[1:].partition("_")
+        if sep and depth.lstrip("-").isdigit() and stream.lstrip("-").isdigit():
+            return "t", (int(depth), int(stream))
+    elif token.startswith("s"):
+        return "s", parse_sync_token(token)
+    raise invalid_param(f"Invalid pagination token {token!r}")
+
+
+@dataclass(frozen=True)
+class Page:
+    chunk: list[dict[str, Any]]
+    start: str
+    end: str | None
+    state: list[dict[str, Any]]
+
+
+class HistoryService:
+    def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
+                 visibility: Visibility) -> None:
+        self._events = events
+        self._state = state
+        self._timeline = timeline
+        self._visibility = visibility
+
+    async def _require_standing(self, room_id: str, user_id: str) -> None:
+        """Members, and former members (who see up to when they left), may read history."""
+        membership = await self._state.get_membership(room_id, user_id)
+        if membership is None or membership[0] not in ("join", "leave", "ban", "invite"):
+            raise forbidden("You are not in this room")
+
+    async def _position(self, room_id: str, token: str | None, backwards: bool,
+                        ) -> tuple[int, int]:
+        if token is None:
+            if backwards:
+                return await self._events.get_topological_position(room_id, 2**62)
+            return (-(2**62), 0)
+        kind, value = parse_position(token)
+        if kind == "t":
+            assert isinstance(value, tuple)
+            return value
+        assert isinstance(value, int)
+        return await self._events.get_topological_position(room_id, value)
+
+    async def messages(self, user_id: str, room_id: str, *, from_token: str | None,
+                       to_token: str | None, direction: str, limit: int,
+                       room_filter: RoomEventFilter) -> Page:
+        if direction not in ("b", "f"):
+            raise invalid_param("dir must be 'b' or 'f'")
+        if limit < 0:
+            raise invalid_param("limit must not be negative")
+        await self._require_standing(room_id, user_id)
+        backwards = direction == "b"
+        position = await self._position(room_id, from_token, backwards)
+        stop = await self._position(room_id, to_token, not backwards) if to_token else None
+        limit = min(effective_limit(room_filter, limit or DEFAULT_LIMIT), 1000)
+        chunk: list[StoredEvent] = []
+        cursor, exhausted = position, False
+        while len(chunk) < limit and not exhausted:
+            wanted = limit * _FETCH_SLACK
+            fetched = await self._events.get_room_events_by_topology(
+                room_id, cursor, backwards=backwards, limit=wanted)
+            batch = [e for e in fetched if stop is None or _within(e, stop, backwards)]
+            exhausted = len(batch) < wanted  # the room (or the `to` token) ends in this batch
+            for stored in batch:
+                key = (stored.pdu.depth, stored.stream_ordering)
+                cursor = (key[0], key[1] - 1) if backwards else key
+                if await self._visibility.is_visible(user_id, stored) and \
+                        event_matches(room_filter, client_event(stored.pdu)):
+                    chunk.append(stored)
+                    if len(chunk) == limit:
+                        exhausted = False
+                        break
+        end = None if exhausted else cursor
+        now = int(time.time() * 1000)
+        events = [client_event(s.pdu, now_ms=now) for s in chunk]
+        state = await self._member_state(room_id, chunk) if room_filter.lazy_load_members \
+            else []
+        start = from_token or topological_token(*position)
+        return Page(events, start, topological_token(*end) if end is not None else None, state)
+
+    async def context(self, user_id: str, room_id: str, event_id: str, limit: int,
+                      room_filter: RoomEventFilter) -> dict[str, Any]:
+        await self._require_standing(room_id, user_id)
+        stored = (await self._events.get_events([event_id])).get(event_id)
+        if stored is None or stored.pdu.room_id != room_id or \
+                not await self._visibility.is_visible(user_id, stored):
+            raise not_found("Event not found")
+        half = max(limit, 0) // 2
+        here = (stored.pdu.depth, stored.stream_ordering)
+        before = await self.messages(user_id, room_id, from_token=topological_token(
+            here[0], here[1] - 1), to_token=None, direction="b", limit=max(half, 1),
+            room_filter=room_filter) if half else None
+        after = await self.messages(user_id, room_id, from_token=topological_token(*here),
+                                    to_token=None, direction="f", limit=max(limit - half, 1),
+                                    room_filter=room_filter) if limit - half else None
+        state_group = stored.state_group
+        state_ids = await self._state.get_state(state_group) if state_group is not None else {}
+        if room_filter.lazy_load_members:
+            senders = {stored.pdu.sender}
+            state_ids = {k: v for k, v in state_ids.items()
+                         if k[0] != "m.room.member" or k[1] in senders}
+        state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
+        return {
+            "event": client_event(stored.pdu),
+            "events_before": before.chunk if before else [],
+            "events_after": after.chunk if after else [],
+            "start": before.end if before and before.end else topological_token(
+                here[0], here[1] - 1),
+            "end": after.end if after and after.end else topological_token(*here),
+            "state": [client_event(p) for p in state_pdus.values()],
+        }
+
+    async def _member_state(self, room_id: str,
+                            chunk: list[StoredEvent]) -> list[dict[str, Any]]:
+        senders = {s.pdu.sender for s in chunk}
+        state = await self._state.get_current_state(room_id)
+        ids = [state[("m.room.member", u)] for u in senders if ("m.room.member", u) in state]
+        return [client_event(p) for p in (await self._timeline.get_pdus(ids)).values()]
+
+
+def _within(stored: StoredEvent, stop: tuple[int, int], backwards: bool) -> bool:
+    key = (stored.pdu.depth, stored.stream_ordering)
+    return key > stop if backwards else key <= stop
+
