@@ -37,6 +37,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +48,7 @@ __all__ = [
     "IntegrityError",
     "Queryable",
     "Row",
+    "Statement",
     "Transaction",
     "connect_database",
 ]
@@ -71,6 +73,16 @@ class DatabaseUnavailableError(Exception):
 
     Start-up reports it in one line; the message never contains the DSN's password.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a :meth:`Database.write_batch`; ``many`` runs it once per row of
+    ``args`` (like ``executemany``)."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    many: bool = False
 
 
 class Queryable(Protocol):
@@ -109,6 +121,15 @@ class Database(Queryable, Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Open a transaction: commit on normal exit, roll back on exception."""
+        ...
+
+    async def write_batch(self, statements: Sequence[Statement]) -> None:
+        """Run writes that need no results in one transaction, all or nothing.
+
+        Cheaper than a ``transaction()`` block for the hot write paths: on SQLite the whole
+        batch is one job for the writer thread (one hand-off instead of one per statement)
+        and is group-committed with other writers.
+        """
         ...
 
     async def close(self) -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from myelin.core.events import PDU, StateKey
-from myelin.storage.database import Database, Queryable
-from myelin.storage.stores.state import StateGroupWrite, insert_state_group_txn
+from myelin.storage.database import Database, Statement
+from myelin.storage.stores.state import StateGroupWrite, state_group_statements
 
 
 @dataclass(frozen=True)
@@ -60,82 +60,77 @@ class PersistEvent:
 
 
 async def persist_event(db: Database, item: PersistEvent) -> None:
-    async with db.transaction() as txn:
-        await persist_event_txn(txn, item)
+    """Write everything the event changes, atomically, as one batch."""
+    await db.write_batch(event_statements(item))
 
 
-async def persist_event_txn(txn: Queryable, item: PersistEvent) -> None:
+def event_statements(item: PersistEvent) -> list[Statement]:
     pdu = item.pdu
     room_id = pdu.room_id
+    out: list[Statement] = []
     if item.new_room is not None:
         room = item.new_room
-        await txn.execute(
+        out.append(Statement(
             "INSERT INTO rooms (room_id, room_version, creator, created_ts)"
             " VALUES ($1, $2, $3, $4)",
-            room.room_id, room.room_version, room.creator, room.created_ts,
-        )
+            (room.room_id, room.room_version, room.creator, room.created_ts)))
     if item.new_state_group is not None:
-        await insert_state_group_txn(txn, item.new_state_group)
-    await txn.execute(
+        out += state_group_statements(item.new_state_group)
+    out.append(Statement(
         "INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,"
         " origin_server_ts, json, outlier, rejected_reason, state_group)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        pdu.event_id, room_id, item.stream_ordering, pdu.depth, pdu.type, pdu.state_key,
-        pdu.sender, pdu.origin_server_ts, orjson.dumps(pdu.data).decode(), item.outlier,
-        item.rejected_reason, item.state_group,
-    )
+        (pdu.event_id, room_id, item.stream_ordering, pdu.depth, pdu.type, pdu.state_key,
+         pdu.sender, pdu.origin_server_ts, orjson.dumps(pdu.data).decode(), item.outlier,
+         item.rejected_reason, item.state_group)))
     if pdu.prev_event_ids:
-        await txn.executemany(
+        out.append(Statement(
             "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",
-            [(pdu.event_id, prev) for prev in dict.fromkeys(pdu.prev_event_ids)],
-        )
+            [(pdu.event_id, prev) for prev in dict.fromkeys(pdu.prev_event_ids)], many=True))
     if pdu.auth_event_ids:
-        await txn.executemany(
+        out.append(Statement(
             "INSERT INTO event_auth (event_id, auth_event_id) VALUES ($1, $2)",
-            [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)],
-        )
+            [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)], many=True))
     if not item.outlier and item.rejected_reason is None:
-        await _update_room_txn(txn, room_id, pdu.event_id, item)
+        out += _room_statements(room_id, pdu.event_id, item)
     if item.client_transaction is not None:
         ct = item.client_transaction
-        await txn.execute(
+        out.append(Statement(
             "INSERT INTO client_transactions (user_id, device_id, endpoint, txn_id, response,"
             " created_ts) VALUES ($1, $2, $3, $4, $5, $6)",
-            ct.user_id, ct.device_id, ct.endpoint, ct.txn_id, ct.response.decode(), ct.created_ts,
-        )
+            (ct.user_id, ct.device_id, ct.endpoint, ct.txn_id, ct.response.decode(),
+             ct.created_ts)))
+    return out
 
 
-async def _update_room_txn(txn: Queryable, room_id: str, event_id: str,
-                           item: PersistEvent) -> None:
+def _room_statements(room_id: str, event_id: str, item: PersistEvent) -> list[Statement]:
+    out: list[Statement] = []
     if item.extremities_replaced:
-        await txn.executemany(
+        out.append(Statement(
             "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
-            [(room_id, e) for e in item.extremities_replaced],
-        )
-    await txn.execute(
-        "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)", room_id, event_id
-    )
+            [(room_id, e) for e in item.extremities_replaced], many=True))
+    out.append(Statement(
+        "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
+        (room_id, event_id)))
     removed = [(room_id, k[0], k[1]) for k, v in item.current_state_changes.items() if v is None]
     changed = [(room_id, k[0], k[1], v) for k, v in item.current_state_changes.items()
                if v is not None]
     if removed:
-        await txn.executemany(
+        out.append(Statement(
             "DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3",
-            removed,
-        )
+            removed, many=True))
     if changed:
-        await txn.executemany(
+        out.append(Statement(
             "INSERT INTO current_state (room_id, type, state_key, event_id)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT (room_id, type, state_key)"
             " DO UPDATE SET event_id = excluded.event_id",
-            changed,
-        )
+            changed, many=True))
     if item.membership_changes:
-        await txn.executemany(
+        out.append(Statement(
             "INSERT INTO room_memberships (room_id, user_id, membership, event_id,"
             " stream_ordering) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id)"
             " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
             " stream_ordering = excluded.stream_ordering",
             [(room_id, user, m.membership, m.event_id, m.stream_ordering)
-             for user, m in item.membership_changes.items()],
-        )
+             for user, m in item.membership_changes.items()], many=True))
+    return out

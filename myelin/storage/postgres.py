@@ -22,6 +22,7 @@ import asyncpg
 from myelin.storage.database import (
     IntegrityError,
     Row,
+    Statement,
     check_no_open_transaction,
     enter_transaction,
     leave_transaction,
@@ -111,6 +112,16 @@ class PostgresDatabase:
         self._write_guard("execute")
         with _map_errors():
             return rowcount_from_status(await self._pool.execute(sql, *args))
+
+    async def write_batch(self, statements: Sequence[Statement]) -> None:
+        self._write_guard("write_batch")
+        with _map_errors():
+            async with self._pool.acquire() as conn, conn.transaction():
+                for statement in statements:
+                    if statement.many:
+                        await conn.executemany(statement.sql, statement.args)
+                    else:
+                        await conn.execute(statement.sql, *statement.args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         self._write_guard("executemany")

@@ -33,6 +33,7 @@ from typing import Any
 from myelin.storage.database import (
     IntegrityError,
     Row,
+    Statement,
     check_no_open_transaction,
     enter_transaction,
     leave_transaction,
@@ -71,6 +72,11 @@ def _run(conn: sqlite3.Connection, kind: str, sql: str, args: Any) -> Any:
     Finishing matters: an unexhausted SELECT keeps its read snapshot (blocking checkpoints) and
     rows of ``INSERT ... RETURNING`` must be stepped through before ``rowcount`` is final.
     """
+    if kind == "batch":
+        for statement in args:
+            _run(conn, "executemany" if statement.many else "execute", statement.sql,
+                 statement.args)
+        return None
     sql = rewrite_placeholders(sql)
     if kind == "executemany":
         conn.executemany(sql, args).close()
@@ -270,6 +276,12 @@ class SqliteDatabase(_QueryMethods):
         job = _Job(kind, sql, args)
         self._reads.put(job)
         return await _await_mapped(job.future)
+
+    async def write_batch(self, statements: Sequence[Statement]) -> None:
+        """One writer job (its own savepoint inside a group commit) for all ``statements``."""
+        frozen = [Statement(s.sql, [tuple(a) for a in s.args] if s.many else tuple(s.args),
+                            s.many) for s in statements]
+        await self._write("batch", "", frozen)
 
     async def execute_script(self, script: str) -> None:
         """Run a multi-statement script atomically (``BEGIN ... COMMIT``) on the writer.

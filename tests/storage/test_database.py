@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from myelin.storage.database import Database, IntegrityError, connect_database
+from myelin.storage.database import Database, IntegrityError, Statement, connect_database
 from myelin.storage.postgres import rowcount_from_status
 from myelin.storage.sqlite import SqliteDatabase, rewrite_placeholders
 
@@ -320,3 +320,20 @@ async def test_sqlite_failed_commit_fails_whole_batch(tmp_path: Path) -> None:
         assert await db.execute("INSERT INTO kv (k, v) VALUES ('after', 1)") == 1
     finally:
         await db.close()
+
+
+async def test_write_batch_is_atomic(kv: Database) -> None:
+    await kv.write_batch([
+        Statement("INSERT INTO kv (k, v) VALUES ($1, $2)", ("a", 1)),
+        Statement("INSERT INTO kv (k, v) VALUES ($1, $2)", [("b", 2), ("c", 3)], many=True),
+        Statement("UPDATE kv SET v = v + 10 WHERE k = $1", ("a",)),
+    ])
+    assert await kv.fetchval("SELECT v FROM kv WHERE k = 'a'") == 11
+    assert await count(kv) == 3
+    with pytest.raises(IntegrityError):
+        await kv.write_batch([
+            Statement("INSERT INTO kv (k, v) VALUES ($1, $2)", ("d", 4)),
+            Statement("INSERT INTO kv (k, v) VALUES ($1, $2)", ("a", 5)),  # duplicate key
+        ])
+    assert await count(kv) == 3  # "d" was rolled back with the failing statement
+    await kv.write_batch([])

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from myelin.core.events import StateKey
-from myelin.storage.database import Database, Queryable
+from myelin.storage.database import Database, Statement
 
 MAX_CHAIN = 50
 _CACHE_GROUPS = 2_000
@@ -142,15 +142,17 @@ class StateStore:
         return None if row is None else (row["membership"], row["event_id"])
 
 
-async def insert_state_group_txn(txn: Queryable, write: StateGroupWrite) -> None:
-    await txn.execute(
+def state_group_statements(write: StateGroupWrite) -> list[Statement]:
+    """The rows of a new state group, for the event's write batch."""
+    statements = [Statement(
         "INSERT INTO state_groups (group_id, room_id, prev_group, chain_length)"
         " VALUES ($1, $2, $3, $4)",
-        write.group_id, write.room_id, write.prev_group, write.chain_length,
-    )
+        (write.group_id, write.room_id, write.prev_group, write.chain_length),
+    )]
     if write.entries:
-        await txn.executemany(
+        statements.append(Statement(
             "INSERT INTO state_group_entries (group_id, type, state_key, event_id)"
             " VALUES ($1, $2, $3, $4)",
-            [(write.group_id, k[0], k[1], v) for k, v in write.entries.items()],
-        )
+            [(write.group_id, k[0], k[1], v) for k, v in write.entries.items()], many=True,
+        ))
+    return statements
