@@ -21,6 +21,7 @@ from myelin.config import Config
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
+from myelin.services.directory import DirectoryService
 from myelin.services.filtering import FilterService
 from myelin.services.notifier import Notifier
 from myelin.services.registration import RegistrationService
@@ -28,6 +29,7 @@ from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.membership import MembershipService
+from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.sync import SyncService
@@ -38,6 +40,7 @@ from myelin.storage.migrations import migrate
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
 from myelin.storage.stores.server_meta import ServerMetaStore
@@ -69,6 +72,9 @@ class Services:
     membership: MembershipService
     sync: SyncService
     history: HistoryService
+    directory: DirectoryService
+    visibility: Visibility
+    redactions: RedactionService
 
 
 async def connect(config: Config) -> Database:
@@ -146,6 +152,10 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream),
         history=HistoryService(event_store, state_store, timeline, visibility),
+        directory=DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
+                                   config.server_name),
+        visibility=visibility,
+        redactions=RedactionService(timeline, event_store),
     )
 
 

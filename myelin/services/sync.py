@@ -18,7 +18,7 @@ from myelin.core.events import PDU, StateKey
 from myelin.errors import MatrixError
 from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
 from myelin.services.notifier import Notifier
-from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.client_format import client_event, serve_events
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.storage.sequences import StreamPositions
@@ -138,11 +138,17 @@ class SyncService:
             state_ids = {}
         visible = await self._visibility.filter(request.user_id, events)
         now_ms = int(time.time() * 1000)
-        timeline_events = [self._format(request, s.pdu, now_ms) for s in visible
-                           if event_matches(timeline_filter, client_event(s.pdu, now_ms=now_ms))]
+        served = await serve_events(visible, (request.user_id, request.device_id),
+                                    self._timeline.get_pdus)
+        timeline_events = [self._format(request, stored.pdu, event)
+                           for stored, event in zip(visible, served, strict=True)
+                           if event_matches(timeline_filter, event)]
         state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
-        state_events = [self._format(request, p, now_ms) for p in state_pdus.values()
-                        if event_matches(request.filter.room.state, client_event(p))]
+        state_events = []
+        for pdu in state_pdus.values():
+            event = client_event(pdu, now_ms=now_ms)
+            if event_matches(request.filter.room.state, event):
+                state_events.append(self._format(request, pdu, event))
         first = events[0] if events else None
         prev_batch = topological_token(first.pdu.depth, first.stream_ordering - 1) if first \
             else topological_token(*await self._events.get_topological_position(room_id, upto))
@@ -169,10 +175,9 @@ class SyncService:
         return [{"type": p.type, "state_key": p.state_key, "content": p.data.get("content", {}),
                  "sender": p.sender} for p in pdus.values()]
 
-    def _format(self, request: SyncRequest, pdu: PDU, now_ms: int) -> dict[str, Any]:
+    def _format(self, request: SyncRequest, pdu: PDU, event: dict[str, Any]) -> dict[str, Any]:
         if request.filter.event_format == "federation":
             return dict(pdu.data)
-        event = client_event(pdu, now_ms=now_ms)
         del event["room_id"]  # implied by the room the event is listed under
         fields = request.filter.event_fields
         return project_fields(event, fields) if fields is not None else event

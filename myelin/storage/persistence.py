@@ -57,6 +57,7 @@ class PersistEvent:
     extremities_replaced: Sequence[str] = ()  # become non-extremities; the event becomes one
     new_room: NewRoom | None = None
     client_transaction: ClientTransaction | None = None
+    applies_redaction: bool = False  # the event is a redaction that takes effect
 
 
 async def persist_event(db: Database, item: PersistEvent) -> None:
@@ -78,11 +79,16 @@ def event_statements(item: PersistEvent) -> list[Statement]:
         out += state_group_statements(item.new_state_group)
     out.append(Statement(
         "INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,"
-        " origin_server_ts, json, outlier, rejected_reason, state_group)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        " origin_server_ts, json, outlier, rejected_reason, state_group, sender_device, txn_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         (pdu.event_id, room_id, item.stream_ordering, pdu.depth, pdu.type, pdu.state_key,
          pdu.sender, pdu.origin_server_ts, orjson.dumps(pdu.data).decode(), item.outlier,
-         item.rejected_reason, item.state_group)))
+         item.rejected_reason, item.state_group,
+         item.client_transaction.device_id if item.client_transaction else None,
+         item.client_transaction.txn_id if item.client_transaction else None)))
+    if item.applies_redaction and pdu.redacts is not None:
+        out.append(Statement("INSERT INTO redactions (redacts, event_id) VALUES ($1, $2)",
+                             (pdu.redacts, pdu.event_id)))
     if pdu.prev_event_ids:
         out.append(Statement(
             "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",

@@ -14,7 +14,7 @@ routes = Routes()
 @routes.client("GET", "/rooms/{roomId}/messages")
 async def messages(request: MatrixRequest) -> dict[str, Any]:
     page = await request.services.history.messages(
-        request.user.user_id, request.params["roomId"],
+        request.user.user_id, request.user.device_id, request.params["roomId"],
         from_token=request.query("from"), to_token=request.query("to"),
         direction=request.query("dir", "b") or "b", limit=request.query_int("limit", 10),
         room_filter=parse_room_event_filter(request.query("filter")),
@@ -30,7 +30,8 @@ async def messages(request: MatrixRequest) -> dict[str, Any]:
 @routes.client("GET", "/rooms/{roomId}/context/{eventId}")
 async def context(request: MatrixRequest) -> dict[str, Any]:
     return await request.services.history.context(
-        request.user.user_id, request.params["roomId"], request.params["eventId"],
+        request.user.user_id, request.user.device_id, request.params["roomId"],
+        request.params["eventId"],
         limit=request.query_int("limit", 10),
         room_filter=parse_room_event_filter(request.query("filter")),
     )

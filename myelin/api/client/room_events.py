@@ -3,34 +3,35 @@ event, members). Any event type and any JSON content is stored and served untouc
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
 from myelin.api.http.endpoint import Routes
 from myelin.api.http.request import MatrixRequest
+from myelin.core.events import PDU
 from myelin.errors import not_found
-from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.client_format import client_event, serve_events
 from myelin.storage.database import IntegrityError
 
 routes = Routes()
 
 
-@routes.client("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", body=dict,
-               rate_limit="message")
-async def send(request: MatrixRequest) -> Any:
+async def _once_per_transaction(request: MatrixRequest, endpoint: str,
+                                 create: Callable[[tuple[str, str, str, str]],
+                                                  Awaitable[PDU]]) -> Any:
+    """Client-server API, "Transaction identifiers": a retransmission (same device, endpoint
+    and txn ID) gets the original response, even after a restart."""
     user = request.user
-    room_id, event_type = request.params["roomId"], request.params["eventType"]
-    endpoint = f"send/{room_id}/{event_type}"
     txn_id = request.params["txnId"]
     events = request.services.event_store
     stored = await events.get_client_transaction(user.user_id, user.device_id, endpoint, txn_id)
     if stored is None:
         try:
-            pdu = await request.services.timeline.append(
-                room_id, user.user_id, event_type, request.body,
-                client_txn=(user.user_id, user.device_id, endpoint, txn_id))
+            pdu = await create((user.user_id, user.device_id, endpoint, txn_id))
             return {"event_id": pdu.event_id}
         except IntegrityError:
             # The same transaction raced in on another connection and won: answer as it did.
@@ -39,6 +40,31 @@ async def send(request: MatrixRequest) -> Any:
             if stored is None:
                 raise
     return web.Response(body=stored, content_type="application/json")
+
+
+@routes.client("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", body=dict,
+               rate_limit="message")
+async def send(request: MatrixRequest) -> Any:
+    room_id, event_type = request.params["roomId"], request.params["eventType"]
+    return await _once_per_transaction(
+        request, f"send/{room_id}/{event_type}",
+        lambda txn: request.services.timeline.append(room_id, request.user.user_id, event_type,
+                                                     request.body, client_txn=txn))
+
+
+class RedactBody(msgspec.Struct):
+    reason: str | None = None
+
+
+@routes.client("PUT", "/rooms/{roomId}/redact/{eventId}/{txnId}", body=RedactBody,
+               body_optional=True, rate_limit="message")
+async def redact(request: MatrixRequest) -> Any:
+    room_id, event_id = request.params["roomId"], request.params["eventId"]
+    body: RedactBody = request.body
+    return await _once_per_transaction(
+        request, f"redact/{room_id}/{event_id}",
+        lambda txn: request.services.redactions.redact(request.user.user_id, room_id, event_id,
+                                                       body.reason, txn))
 
 
 async def _put_state(request: MatrixRequest, state_key: str) -> dict[str, Any]:
@@ -96,12 +122,15 @@ async def get_state(request: MatrixRequest) -> Any:
 @routes.client("GET", "/rooms/{roomId}/event/{eventId}")
 async def get_event(request: MatrixRequest) -> dict[str, Any]:
     room_id, event_id = request.params["roomId"], request.params["eventId"]
-    await request.services.membership.require_joined(room_id, request.user.user_id)
-    pdus = await request.services.timeline.get_pdus([event_id])
-    pdu = pdus.get(event_id)
-    if pdu is None or pdu.room_id != room_id:
+    user = request.user
+    await request.services.membership.require_joined(room_id, user.user_id)
+    stored = (await request.services.event_store.get_events([event_id])).get(event_id)
+    if stored is None or stored.pdu.room_id != room_id or \
+            not await request.services.visibility.is_visible(user.user_id, stored):
         raise not_found("Event not found")
-    return client_event(pdu)
+    served = await serve_events([stored], (user.user_id, user.device_id),
+                                request.services.timeline.get_pdus)
+    return served[0]
 
 
 @routes.client("GET", "/rooms/{roomId}/joined_members")

@@ -8,13 +8,12 @@ forwards the events after it. A sync token ("s<stream>") is accepted as a starti
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from myelin.errors import forbidden, invalid_param, not_found
 from myelin.services.filtering import RoomEventFilter, effective_limit, event_matches
-from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.client_format import client_event, serve_events
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.sync import parse_sync_token, topological_token
@@ -70,7 +69,8 @@ class HistoryService:
         assert isinstance(value, int)
         return await self._events.get_topological_position(room_id, value)
 
-    async def messages(self, user_id: str, room_id: str, *, from_token: str | None,
+    async def messages(self, user_id: str, device_id: str | None, room_id: str, *,
+                       from_token: str | None,
                        to_token: str | None, direction: str, limit: int,
                        room_filter: RoomEventFilter) -> Page:
         if direction not in ("b", "f"):
@@ -100,15 +100,15 @@ class HistoryService:
                         exhausted = False
                         break
         end = None if exhausted else cursor
-        now = int(time.time() * 1000)
-        events = [client_event(s.pdu, now_ms=now) for s in chunk]
+        events = await serve_events(chunk, (user_id, device_id) if device_id else None,
+                                    self._timeline.get_pdus)
         state = await self._member_state(room_id, chunk) if room_filter.lazy_load_members \
             else []
         start = from_token or topological_token(*position)
         return Page(events, start, topological_token(*end) if end is not None else None, state)
 
-    async def context(self, user_id: str, room_id: str, event_id: str, limit: int,
-                      room_filter: RoomEventFilter) -> dict[str, Any]:
+    async def context(self, user_id: str, device_id: str, room_id: str, event_id: str,
+                      limit: int, room_filter: RoomEventFilter) -> dict[str, Any]:
         await self._require_standing(room_id, user_id)
         stored = (await self._events.get_events([event_id])).get(event_id)
         if stored is None or stored.pdu.room_id != room_id or \
@@ -116,12 +116,13 @@ class HistoryService:
             raise not_found("Event not found")
         half = max(limit, 0) // 2
         here = (stored.pdu.depth, stored.stream_ordering)
-        before = await self.messages(user_id, room_id, from_token=topological_token(
+        before = await self.messages(user_id, device_id, room_id, from_token=topological_token(
             here[0], here[1] - 1), to_token=None, direction="b", limit=max(half, 1),
             room_filter=room_filter) if half else None
-        after = await self.messages(user_id, room_id, from_token=topological_token(*here),
-                                    to_token=None, direction="f", limit=max(limit - half, 1),
-                                    room_filter=room_filter) if limit - half else None
+        after = await self.messages(
+            user_id, device_id, room_id, from_token=topological_token(*here), to_token=None,
+            direction="f", limit=max(limit - half, 1), room_filter=room_filter,
+        ) if limit - half else None
         state_group = stored.state_group
         state_ids = await self._state.get_state(state_group) if state_group is not None else {}
         if room_filter.lazy_load_members:
@@ -130,7 +131,8 @@ class HistoryService:
                          if k[0] != "m.room.member" or k[1] in senders}
         state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
         return {
-            "event": client_event(stored.pdu),
+            "event": (await serve_events([stored], (user_id, device_id),
+                                         self._timeline.get_pdus))[0],
             "events_before": before.chunk if before else [],
             "events_after": after.chunk if after else [],
             "start": before.end if before and before.end else topological_token(

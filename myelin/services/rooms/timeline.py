@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from myelin.core.auth import AuthError, auth_types_for_event, check_auth
+from myelin.core.auth import AuthError, auth_types_for_event, check_auth, redaction_applies
 from myelin.core.canonical_json import CanonicalJSONError
 from myelin.core.event_format import EventFormatError, EventTooLargeError, validate_pdu
 from myelin.core.events import PDU, StateKey
@@ -211,6 +211,11 @@ class Timeline:
             check_auth(pdu, auth_state)
         except AuthError as e:
             raise forbidden(f"{e.message} (auth rule {e.rule})") from None
+        applies_redaction = False
+        if pdu.type == "m.room.redaction" and pdu.redacts is not None:
+            original = (await self.get_pdus([pdu.redacts])).get(pdu.redacts)
+            applies_redaction = original is not None and original.room_id == room.room_id \
+                and redaction_applies(pdu, original, auth_state)
         changes: dict[StateKey, str | None] = {}
         memberships: dict[str, Membership] = {}
         stream = self._stream.allocate()
@@ -234,7 +239,7 @@ class Timeline:
                 pdu, stream, state_group=group, new_state_group=write,
                 current_state_changes=changes, membership_changes=memberships,
                 extremities_replaced=list(room.extremities), new_room=new_room,
-                client_transaction=client_txn))
+                client_transaction=client_txn, applies_redaction=applies_redaction))
         finally:
             self._stream.finish(stream)
         self._cache_pdu(pdu)

@@ -29,6 +29,13 @@ class AliasStore:
         )
         return None if value is None else str(value)
 
+    async def get_alias(self, alias: str) -> tuple[str, str] | None:
+        """(room_id, creator) of the alias, or None if it does not exist."""
+        row = await self._db.fetchrow(
+            "SELECT room_id, creator FROM room_aliases WHERE room_alias = $1", alias
+        )
+        return None if row is None else (str(row["room_id"]), str(row["creator"]))
+
     async def get_creator(self, alias: str) -> str | None:
         value = await self._db.fetchval(
             "SELECT creator FROM room_aliases WHERE room_alias = $1", alias

@@ -19,17 +19,23 @@ class StoredEvent:
     outlier: bool
     rejected_reason: str | None
     state_group: int | None
+    sender_device: str | None = None
+    txn_id: str | None = None
+    redacted_by: str | None = None
 
 
 _COLUMNS = ("e.event_id, e.stream_ordering, e.json, e.outlier, e.rejected_reason,"
-            " e.state_group, r.room_version")
+            " e.state_group, r.room_version, e.sender_device, e.txn_id,"
+            " (SELECT MIN(x.event_id) FROM redactions x WHERE x.redacts = e.event_id)"
+            " AS redacted_by")
 
 
 def _stored(row: Row) -> StoredEvent:
     room_version = KNOWN_ROOM_VERSIONS[row["room_version"]]
     pdu = PDU(orjson.loads(row["json"]), room_version, event_id=row["event_id"])
     return StoredEvent(pdu, row["stream_ordering"], bool(row["outlier"]),
-                       row["rejected_reason"], row["state_group"])
+                       row["rejected_reason"], row["state_group"], row["sender_device"],
+                       row["txn_id"], row["redacted_by"])
 
 
 class EventStore:
