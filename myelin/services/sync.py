@@ -143,6 +143,18 @@ class SyncService:
         timeline_events = [self._format(request, stored.pdu, event)
                            for stored, event in zip(visible, served, strict=True)
                            if event_matches(timeline_filter, event)]
+        if request.filter.room.state.lazy_load_members:
+            # "Lazy-loading room members": only the members who sent something shown (and
+            # the syncing user); the rest come with the events that need them.
+            wanted = {s.pdu.sender for s in visible} | {request.user_id}
+            if full or request.full_state:
+                state_ids = {k: v for k, v in state_ids.items()
+                             if k[0] != "m.room.member" or k[1] in wanted}
+            for user in wanted:
+                key = ("m.room.member", user)
+                if key in state_at_start and not any(
+                        s.pdu.state_tuple == key for s in visible if s.pdu.is_state):
+                    state_ids[key] = state_at_start[key]
         state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
         state_events = []
         for pdu in state_pdus.values():

@@ -136,7 +136,7 @@ def _room_statements(room_id: str, event_id: str, item: PersistEvent) -> list[St
             "INSERT INTO room_memberships (room_id, user_id, membership, event_id,"
             " stream_ordering) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id)"
             " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
-            " stream_ordering = excluded.stream_ordering",
+            " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
             [(room_id, user, m.membership, m.event_id, m.stream_ordering)
              for user, m in item.membership_changes.items()], many=True))
     return out

@@ -35,3 +35,12 @@ async def context(request: MatrixRequest) -> dict[str, Any]:
         limit=request.query_int("limit", 10),
         room_filter=parse_room_event_filter(request.query("filter")),
     )
+
+
+@routes.client("GET", "/rooms/{roomId}/timestamp_to_event", versions=("v1",))
+async def timestamp_to_event(request: MatrixRequest) -> dict[str, Any]:
+    request.require_query("ts")
+    stored = await request.services.history.event_near(
+        request.user.user_id, request.params["roomId"], request.query_int("ts", 0),
+        request.require_query("dir"))
+    return {"event_id": stored.pdu.event_id, "origin_server_ts": stored.pdu.origin_server_ts}

@@ -82,3 +82,9 @@ async def unban(request: MatrixRequest) -> dict[str, Any]:
     await request.services.membership.unban(request.user.user_id, request.params["roomId"],
                                             body.user_id, body.reason)
     return {}
+
+
+@routes.client("POST", "/rooms/{roomId}/forget", body=dict, body_optional=True)
+async def forget(request: MatrixRequest) -> dict[str, Any]:
+    await request.services.membership.forget(request.user.user_id, request.params["roomId"])
+    return {}

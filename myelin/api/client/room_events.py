@@ -156,7 +156,11 @@ async def members(request: MatrixRequest) -> dict[str, Any]:
     await request.services.membership.require_joined(room_id, request.user.user_id)
     membership = request.query("membership")
     not_membership = request.query("not_membership")
-    state = await request.services.state_store.get_current_state(room_id)
+    at = request.query("at")
+    if at is not None:
+        state = await request.services.history.state_at(request.user.user_id, room_id, at)
+    else:
+        state = await request.services.state_store.get_current_state(room_id)
     member_ids = [e for (t, _), e in state.items() if t == "m.room.member"]
     pdus = await request.services.timeline.get_pdus(member_ids)
     chunk = [client_event(p) for p in pdus.values()

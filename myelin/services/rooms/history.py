@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from myelin.core.events import StateKey
 from myelin.errors import forbidden, invalid_param, not_found
 from myelin.services.filtering import RoomEventFilter, effective_limit, event_matches
 from myelin.services.rooms.client_format import client_event, serve_events
@@ -140,6 +141,27 @@ class HistoryService:
             "end": after.end if after and after.end else topological_token(*here),
             "state": [client_event(p) for p in state_pdus.values()],
         }
+
+    async def event_near(self, user_id: str, room_id: str, ts: int,
+                         direction: str) -> StoredEvent:
+        """GET /timestamp_to_event: the closest visible event in that direction."""
+        if direction not in ("b", "f"):
+            raise invalid_param("dir must be 'b' or 'f'")
+        await self._require_standing(room_id, user_id)
+        candidates = await self._events.get_event_by_timestamp(
+            room_id, ts, forwards=direction == "f", limit=50)
+        for stored in candidates:
+            if await self._visibility.is_visible(user_id, stored):
+                return stored
+        raise not_found(f"Unable to find an event from {ts} in direction {direction}")
+
+    async def state_at(self, user_id: str, room_id: str, token: str) -> dict[StateKey, str]:
+        """The room state at a sync or pagination token (the members ``at`` parameter)."""
+        await self._require_standing(room_id, user_id)
+        _, value = parse_position(token)
+        stream = value if isinstance(value, int) else value[1]
+        group = await self._events.get_state_group_before(room_id, stream + 1)
+        return await self._state.get_state(group) if group is not None else {}
 
     async def _member_state(self, room_id: str,
                             chunk: list[StoredEvent]) -> list[dict[str, Any]]:

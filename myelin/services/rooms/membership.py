@@ -78,6 +78,13 @@ class MembershipService:
             raise MatrixError(400, "M_BAD_STATE", "The user is not banned")
         await self._change(room_id, sender, target, "leave", reason)
 
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """POST /rooms/{id}/forget: only rooms the user is no longer in."""
+        current = await self._state.get_membership(room_id, user_id)
+        if current is not None and current[0] in ("join", "invite", "knock"):
+            raise MatrixError(400, "M_UNKNOWN", "Leave the room before forgetting it")
+        await self._state.forget(room_id, user_id)
+
     async def require_joined(self, room_id: str, user_id: str) -> None:
         """403 unless ``user_id`` is joined to ``room_id`` (unknown rooms look the same)."""
         current = await self._state.get_membership(room_id, user_id)

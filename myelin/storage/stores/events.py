@@ -141,6 +141,20 @@ class EventStore:
         )
         return None if value is None else int(value)
 
+    async def get_event_by_timestamp(self, room_id: str, ts: int, *, forwards: bool,
+                                     limit: int) -> list[StoredEvent]:
+        """Timeline events nearest ``ts``: the first ones at or after it (``forwards``), else
+        the last ones at or before it."""
+        op, order = (">=", "ASC") if forwards else ("<=", "DESC")
+        rows = await self._db.fetch(
+            f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
+            f" WHERE e.room_id = $1 AND e.origin_server_ts {op} $2"
+            " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            f" ORDER BY e.origin_server_ts {order}, e.stream_ordering {order} LIMIT $3",
+            room_id, ts, limit,
+        )
+        return [_stored(r) for r in rows]
+
     async def get_rooms_changed(self, after: int, upto: int) -> set[str]:
         rows = await self._db.fetch(
             "SELECT DISTINCT room_id FROM events WHERE stream_ordering > $1"

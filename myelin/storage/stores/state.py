@@ -116,10 +116,10 @@ class StateStore:
 
     async def get_user_memberships(self, user_id: str) -> list[tuple[str, str, str, int]]:
         """(room_id, membership, event_id, stream_ordering) of every room the user has a
-        current membership in."""
+        current membership in (rooms they forgot are left out)."""
         rows = await self._db.fetch(
             "SELECT room_id, membership, event_id, stream_ordering FROM room_memberships"
-            " WHERE user_id = $1",
+            " WHERE user_id = $1 AND NOT forgotten",
             user_id,
         )
         return [(r["room_id"], r["membership"], r["event_id"], int(r["stream_ordering"]))
@@ -132,11 +132,18 @@ class StateStore:
         )
         return [r["room_id"] for r in rows]
 
+    async def forget(self, room_id: str, user_id: str) -> None:
+        await self._db.execute(
+            "UPDATE room_memberships SET forgotten = TRUE WHERE room_id = $1 AND user_id = $2",
+            room_id, user_id,
+        )
+
     async def get_membership(self, room_id: str, user_id: str) -> tuple[str, str] | None:
-        """(membership, event_id) of the user's current membership event, if any."""
+        """(membership, event_id) of the user's current membership event, if any (None once
+        the user forgot the room)."""
         row = await self._db.fetchrow(
             "SELECT membership, event_id FROM room_memberships WHERE room_id = $1"
-            " AND user_id = $2",
+            " AND user_id = $2 AND NOT forgotten",
             room_id, user_id,
         )
         return None if row is None else (row["membership"], row["event_id"])

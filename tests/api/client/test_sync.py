@@ -165,3 +165,22 @@ async def test_history_visibility_joined(homeserver: RunningServer) -> None:
     room = (await sync(bob))["rooms"]["join"][room_id]
     ids = [e["event_id"] for e in room["timeline"]["events"]]
     assert visible in ids and secret not in ids
+
+
+async def test_lazy_loading_members(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    room_id = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    others = [await user(homeserver, f"u{i}") for i in range(4)]
+    for other in others:
+        await other.post(f"{V3}/join/{room_id}", {})
+    for i in range(12):
+        await send(others[0], room_id, f"from u0 {i}", f"l{i}")
+    lazy = json.dumps({"room": {"state": {"lazy_load_members": True},
+                                "timeline": {"limit": 5}}})
+    room = (await sync(alice, filter=lazy))["rooms"]["join"][room_id]
+    members = {e["state_key"] for e in room["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {"@u0:test.local", "@alice:test.local"}
+    eager = (await sync(alice, filter=json.dumps({"room": {"timeline": {"limit": 5}}})))
+    members = {e["state_key"] for e in eager["rooms"]["join"][room_id]["state"]["events"]
+               if e["type"] == "m.room.member"}
+    assert len(members) == 5
