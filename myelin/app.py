@@ -31,6 +31,7 @@ from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.membership import MembershipService
 from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.upgrade import RoomUpgrader
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.sync import SyncService
 from myelin.services.uia import UiaService
@@ -75,6 +76,7 @@ class Services:
     directory: DirectoryService
     visibility: Visibility
     redactions: RedactionService
+    upgrader: RoomUpgrader
 
 
 async def connect(config: Config) -> Database:
@@ -137,6 +139,8 @@ async def build_services(config: Config) -> Services:
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
+    room_creator = RoomCreator(timeline, aliases, config.server_name,
+                               KNOWN_ROOM_VERSIONS[config.rooms.default_room_version])
     return Services(
         config=config, db=db, signing_key=signing_key, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name),
@@ -146,8 +150,7 @@ async def build_services(config: Config) -> Services:
         event_store=event_store,
         state_store=state_store,
         timeline=timeline,
-        room_creator=RoomCreator(timeline, aliases, config.server_name,
-                                 KNOWN_ROOM_VERSIONS[config.rooms.default_room_version]),
+        room_creator=room_creator,
         membership=MembershipService(timeline, state_store, aliases),
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream),
@@ -156,6 +159,7 @@ async def build_services(config: Config) -> Services:
                                    config.server_name),
         visibility=visibility,
         redactions=RedactionService(timeline, event_store),
+        upgrader=RoomUpgrader(timeline, room_creator, aliases),
     )
 
 

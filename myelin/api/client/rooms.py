@@ -52,3 +52,17 @@ async def create_room(request: MatrixRequest) -> dict[str, Any]:
 async def joined_rooms(request: MatrixRequest) -> dict[str, Any]:
     rooms = await request.services.state_store.list_rooms_for_user(request.user.user_id, "join")
     return {"joined_rooms": sorted(rooms)}
+
+
+class UpgradeBody(msgspec.Struct):
+    new_version: str
+    additional_creators: list[str] = []
+
+
+@routes.client("POST", "/rooms/{roomId}/upgrade", body=UpgradeBody)
+async def upgrade(request: MatrixRequest) -> dict[str, Any]:
+    body: UpgradeBody = request.body
+    new_room = await request.services.upgrader.upgrade(
+        request.user.user_id, request.params["roomId"], body.new_version,
+        body.additional_creators)
+    return {"replacement_room": new_room}
