@@ -15,7 +15,6 @@ from aiohttp import web
 
 from myelin.api.http.dispatch import Dispatcher
 from myelin.api.http.metrics import HttpMetrics
-from myelin.api.http.ratelimit import RateLimiter
 from myelin.api.registry import all_endpoints
 from myelin.config import Config
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
@@ -24,6 +23,7 @@ from myelin.services.auth import AuthService
 from myelin.services.directory import DirectoryService
 from myelin.services.filtering import FilterService
 from myelin.services.notifier import Notifier
+from myelin.services.ratelimit import RateLimiter
 from myelin.services.registration import RegistrationService
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
@@ -61,6 +61,7 @@ class Services:
     config: Config
     db: Database
     signing_key: SigningKey
+    rate_limiter: RateLimiter
     auth: AuthService
     registration: RegistrationService
     accounts: AccountService
@@ -131,6 +132,7 @@ async def build_services(config: Config) -> Services:
         refreshable_lifetime_ms=config.sessions.refreshable_access_token_lifetime_s * 1000,
     )
     uia = UiaService()
+    rate_limiter = RateLimiter(config.rate_limits)
     notifier = Notifier()
     event_store, state_store, aliases = EventStore(db), StateStore(db), AliasStore(db)
     timeline = Timeline(
@@ -142,8 +144,9 @@ async def build_services(config: Config) -> Services:
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version])
     return Services(
-        config=config, db=db, signing_key=signing_key, auth=auth,
-        registration=RegistrationService(auth, uia, config.registration, config.server_name),
+        config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
+        registration=RegistrationService(auth, uia, config.registration, config.server_name,
+                                         rate_limiter),
         accounts=AccountService(auth, uia, devices, config.server_name),
         filters=FilterService(FilterStore(db)),
         notifier=notifier,
@@ -151,7 +154,7 @@ async def build_services(config: Config) -> Services:
         state_store=state_store,
         timeline=timeline,
         room_creator=room_creator,
-        membership=MembershipService(timeline, state_store, aliases),
+        membership=MembershipService(timeline, state_store, aliases, config.server_name),
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream),
         history=HistoryService(event_store, state_store, timeline, visibility),
@@ -177,7 +180,7 @@ class Homeserver:
         config = self.config
         dispatcher = Dispatcher(
             all_endpoints(), services,
-            rate_limiter=RateLimiter(config.rate_limits),
+            rate_limiter=services.rate_limiter,
             max_body_bytes=config.listen.max_json_body_bytes,
             trust_x_forwarded=config.listen.x_forwarded,
             log_access=config.logging.access_log,

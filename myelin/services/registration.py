@@ -15,6 +15,7 @@ from typing import Any
 from myelin.config import RegistrationConfig
 from myelin.errors import MatrixError, forbidden, missing_param
 from myelin.services.auth import AuthService, Session
+from myelin.services.ratelimit import RateLimiter
 from myelin.services.uia import UiaService, UiaSession
 
 NONCE_LIFETIME_S = 60
@@ -30,9 +31,11 @@ class Registered:
 
 class RegistrationService:
     def __init__(
-        self, auth: AuthService, uia: UiaService, config: RegistrationConfig, server_name: str
+        self, auth: AuthService, uia: UiaService, config: RegistrationConfig, server_name: str,
+        rate_limiter: RateLimiter,
     ) -> None:
         self._auth = auth
+        self._rate_limiter = rate_limiter
         self._uia = uia
         self._config = config
         self._server_name = server_name
@@ -68,6 +71,7 @@ class RegistrationService:
         device_id: str | None,
         device_display_name: str | None,
         inhibit_login: bool,
+        client_ip: str,
         refreshable: bool = False,
     ) -> Registered:
         if not self._config.enabled:
@@ -80,6 +84,8 @@ class RegistrationService:
         )
         if password is None:
             raise missing_param("'password' is required")
+        # Counted per account created, not per auth round trip (as Synapse does).
+        self._rate_limiter.check("registration", client_ip)
         if localpart is None:
             localpart = await self._fresh_localpart()
         user_id = await self._auth.register(localpart, password)
@@ -92,9 +98,11 @@ class RegistrationService:
         )
         return Registered(user_id, login)
 
-    async def register_guest(self, *, device_display_name: str | None) -> Registered:
+    async def register_guest(self, *, device_display_name: str | None,
+                             client_ip: str) -> Registered:
         if not self._config.allow_guests:
             raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is disabled")
+        self._rate_limiter.check("registration", client_ip)
         user_id = await self._auth.register(await self._fresh_localpart(), None, guest=True)
         login = await self._auth.create_session(user_id, device_id=None,
                                                 display_name=device_display_name)

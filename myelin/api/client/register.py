@@ -24,19 +24,20 @@ class RegisterBody(msgspec.Struct):
     auth: dict[str, Any] | None = None
 
 
-@routes.client("POST", "/register", auth=Auth.NONE, rate_limit="registration", body=RegisterBody)
+@routes.client("POST", "/register", auth=Auth.NONE, body=RegisterBody)
 async def register(request: MatrixRequest) -> dict[str, Any]:
     body: RegisterBody = request.body
     registration = request.services.registration
     kind = request.query("kind", "user")
     if kind == "guest":
         result = await registration.register_guest(
-            device_display_name=body.initial_device_display_name)
+            device_display_name=body.initial_device_display_name, client_ip=request.client_ip)
     elif kind == "user":
         result = await registration.register_user(
             username=body.username, password=body.password, auth=body.auth,
             device_id=body.device_id, device_display_name=body.initial_device_display_name,
             inhibit_login=body.inhibit_login, refreshable=body.refresh_token,
+            client_ip=request.client_ip,
         )
     else:
         raise invalid_param("kind must be 'user' or 'guest'")

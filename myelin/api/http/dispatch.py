@@ -21,7 +21,6 @@ import orjson
 from aiohttp import web
 
 from myelin.api.http.endpoint import Auth, Endpoint
-from myelin.api.http.ratelimit import RateLimiter
 from myelin.api.http.request import MatrixRequest
 from myelin.api.http.router import MethodNotAllowed, Router
 from myelin.errors import (
@@ -33,6 +32,7 @@ from myelin.errors import (
     too_large,
     unrecognized,
 )
+from myelin.services.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from myelin.api.http.metrics import HttpMetrics

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from myelin.core.auth import PowerLevels
 from myelin.errors import MatrixError, forbidden, not_found
 from myelin.ids import UserID
-from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.timeline import CREATE, Timeline
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.state import StateStore
 
+JOIN_RULES = ("m.room.join_rules", "")
+POWER_LEVELS = ("m.room.power_levels", "")
+
 
 class MembershipService:
-    def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore) -> None:
+    def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore,
+                 server_name: str) -> None:
         self._timeline = timeline
         self._state = state
         self._aliases = aliases
+        self._server_name = server_name
 
     async def resolve_room(self, room_id_or_alias: str) -> str:
         if room_id_or_alias.startswith("#"):
@@ -39,8 +45,50 @@ class MembershipService:
         current = await self._state.get_membership(room_id, user_id)
         if current is not None and current[0] == "join":
             return room_id  # already joined: idempotent, as Synapse does
-        await self._change(room_id, user_id, user_id, "join", reason)
+        extra: dict[str, Any] = {}
+        if current is None or current[0] != "invite":
+            authoriser = await self._restricted_join_authoriser(room_id, user_id)
+            if authoriser is not None:
+                extra["join_authorised_via_users_server"] = authoriser
+        await self._change(room_id, user_id, user_id, "join", reason, extra)
         return room_id
+
+    async def _restricted_join_authoriser(self, room_id: str, user_id: str) -> str | None:
+        """Client-server API, "Restricted rooms": a user who is a member of one of the rooms in
+        the join rule's ``allow`` list may join without an invite; the join names a local
+        member able to invite, whose server (this one) vouches for it by signing."""
+        room = await self._timeline.room(room_id)
+        if room is None:
+            return None
+        version = room.room_version
+        rules = await self._timeline.state_events(room, [JOIN_RULES, POWER_LEVELS, CREATE])
+        join_rules = rules.get(JOIN_RULES)
+        rule = join_rules.content.get("join_rule") if join_rules else None
+        if not (rule == "restricted" and version.restricted_join_rule) and \
+                not (rule == "knock_restricted" and version.knock_restricted_join_rule):
+            return None
+        allow = join_rules.content.get("allow") if join_rules else None
+        allowed = False
+        for condition in allow if isinstance(allow, list) else []:
+            if isinstance(condition, dict) and condition.get("type") == "m.room_membership":
+                other = condition.get("room_id")
+                if isinstance(other, str):
+                    membership = await self._state.get_membership(other, user_id)
+                    if membership is not None and membership[0] == "join":
+                        allowed = True
+                        break
+        if not allowed:
+            return None
+        levels = PowerLevels.from_state(rules, version)
+        needed = levels.level("invite")
+        domain = ":" + self._server_name
+        for (event_type, member), _ in sorted(room.state.items()):
+            if event_type != "m.room.member" or not member.endswith(domain):
+                continue
+            status = await self._state.get_membership(room_id, member)
+            if status is not None and status[0] == "join" and levels.user_level(member) >= needed:
+                return member
+        raise forbidden("No user of this server in the room may authorise your join")
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None) -> str:
         room_id = await self.resolve_room(room_id_or_alias)
@@ -92,8 +140,8 @@ class MembershipService:
             raise forbidden("You are not in this room")
 
     async def _change(self, room_id: str, sender: str, target: str, membership: str,
-                      reason: str | None) -> None:
-        content: dict[str, Any] = {"membership": membership}
+                      reason: str | None, extra: dict[str, Any] | None = None) -> None:
+        content: dict[str, Any] = {"membership": membership, **(extra or {})}
         if reason:
             content["reason"] = reason
         await self._timeline.append(room_id, sender, "m.room.member", content,

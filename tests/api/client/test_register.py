@@ -119,3 +119,18 @@ async def test_username_available(start_server) -> None:
     assert bad.status == 400 and bad.json["errcode"] == "M_INVALID_USERNAME"
     missing = await server.client.get("/_matrix/client/v3/register/available")
     assert missing.status == 400 and missing.json["errcode"] == "M_MISSING_PARAM"
+
+
+async def test_registration_rate_limit_counts_accounts_not_auth_steps(start_server) -> None:
+    server = await start_server(registration={"enabled": True}, rate_limits={
+        "enabled": True, "registration": {"per_second": 0.001, "burst": 2}})
+    client = server.client
+    for name in ("one", "two"):
+        first = await client.post(REGISTER, {"username": name, "password": "pw"})
+        assert first.status == 401  # the UIA challenge is not counted
+        done = await client.post(REGISTER, {"username": name, "password": "pw", "auth": {
+            "type": "m.login.dummy", "session": first.json["session"]}})
+        assert done.status == 200, done
+    third = await client.post(REGISTER, {"username": "three", "password": "pw",
+                                         "auth": {"type": "m.login.dummy"}})
+    assert third.status == 429 and third.json["errcode"] == "M_LIMIT_EXCEEDED"

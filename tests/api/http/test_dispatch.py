@@ -10,8 +10,8 @@ from aiohttp.test_utils import RawTestServer, TestClient
 
 from myelin.api.http.dispatch import Dispatcher
 from myelin.api.http.endpoint import Auth, Routes
-from myelin.api.http.ratelimit import RateLimiter
 from myelin.config import RateLimitsConfig
+from myelin.services.ratelimit import RateLimiter
 
 routes = Routes()
 

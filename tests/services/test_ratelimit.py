@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from myelin.api.http.ratelimit import RateLimiter
 from myelin.config import RateLimit, RateLimitsConfig
 from myelin.errors import MatrixError
+from myelin.services.ratelimit import RateLimiter
 
 
 def limiter(per_second: float, burst: int) -> RateLimiter:
