@@ -11,6 +11,7 @@ from myelin.api.client import (
     account,
     capabilities,
     devices,
+    directory,
     discovery,
     filters,
     history,
@@ -38,6 +39,7 @@ _MODULES = (
     room_events,
     sync,
     history,
+    directory,
     admin_register,
     federation_discovery,
 )

@@ -270,6 +270,11 @@ class DirectoryService:
         ``visibility: public``, where the creator has every power)."""
         await self._store.set_public(room_id, True)
 
+    async def unpublish(self, room_id: str) -> None:
+        """Take a room out of the directory with no permission check (e.g. the old room of an
+        upgrade, whose listing moves to the new room)."""
+        await self._store.set_public(room_id, False)
+
     async def public_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]:
         if query.server is not None and query.server != self._server_name:
             if not is_valid_server_name(query.server):

@@ -68,6 +68,9 @@ async def redact(request: MatrixRequest) -> Any:
 
 
 async def _put_state(request: MatrixRequest, state_key: str) -> dict[str, Any]:
+    if request.params["eventType"] == "m.room.canonical_alias":
+        await request.services.directory.check_canonical_alias(request.params["roomId"],
+                                                               request.body)
     pdu = await request.services.timeline.append(
         request.params["roomId"], request.user.user_id, request.params["eventType"],
         request.body, state_key=state_key)

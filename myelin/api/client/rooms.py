@@ -45,6 +45,8 @@ async def create_room(request: MatrixRequest) -> dict[str, Any]:
         preset=body.preset, is_direct=body.is_direct,
         power_level_content_override=body.power_level_content_override,
     ))
+    if body.visibility == "public":
+        await request.services.directory.publish(room_id)
     return {"room_id": room_id}
 
 
