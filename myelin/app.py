@@ -141,6 +141,8 @@ async def build_services(config: Config) -> Services:
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
+    directory = DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
+                                 config.server_name)
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version])
     return Services(
@@ -158,11 +160,10 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream),
         history=HistoryService(event_store, state_store, timeline, visibility),
-        directory=DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
-                                   config.server_name),
+        directory=directory,
         visibility=visibility,
         redactions=RedactionService(timeline, event_store),
-        upgrader=RoomUpgrader(timeline, room_creator, aliases),
+        upgrader=RoomUpgrader(timeline, room_creator, aliases, directory),
     )
 
 

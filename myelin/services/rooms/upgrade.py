@@ -14,6 +14,7 @@ from myelin.core.auth.levels import creators
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.errors import MatrixError, forbidden
 from myelin.ids import UserID
+from myelin.services.directory import DirectoryService
 from myelin.services.rooms.creation import RoomCreator, RoomRequest
 from myelin.services.rooms.timeline import CREATE, Timeline
 from myelin.storage.stores.aliases import AliasStore
@@ -26,10 +27,12 @@ TRANSFERRED = ("m.room.server_acl", "m.room.encryption", "m.room.name", "m.room.
 
 
 class RoomUpgrader:
-    def __init__(self, timeline: Timeline, creator: RoomCreator, aliases: AliasStore) -> None:
+    def __init__(self, timeline: Timeline, creator: RoomCreator, aliases: AliasStore,
+                 directory: DirectoryService) -> None:
         self._timeline = timeline
         self._creator = creator
         self._aliases = aliases
+        self._directory = directory
 
     async def upgrade(self, user_id: str, old_room_id: str, new_version_id: str,
                       additional_creators: list[str]) -> str:
@@ -85,6 +88,10 @@ class RoomUpgrader:
                                         dict(canonical.content), state_key="")
             await self._timeline.append(old_room_id, user_id, "m.room.canonical_alias", {},
                                         state_key="")
+        # The published room list points at the new room from now on.
+        if await self._directory.get_visibility(old_room_id) == "public":
+            await self._directory.publish(new_room_id)
+            await self._directory.unpublish(old_room_id)
         # Step 5: the tombstone.
         await self._timeline.append(old_room_id, user_id, "m.room.tombstone", {
             "body": "This room has been replaced", "replacement_room": new_room_id,
