@@ -18,6 +18,7 @@ from myelin.api.http.metrics import HttpMetrics
 from myelin.api.registry import all_endpoints
 from myelin.config import Config
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
+from myelin.services.account_data import AccountDataService
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
 from myelin.services.directory import DirectoryService
@@ -39,6 +40,7 @@ from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
 from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.account_data import AccountDataStore
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.directory import DirectoryStore
@@ -73,6 +75,7 @@ class Services:
     room_creator: RoomCreator
     membership: MembershipService
     sync: SyncService
+    account_data: AccountDataService
     history: HistoryService
     directory: DirectoryService
     visibility: Visibility
@@ -137,10 +140,13 @@ async def build_services(config: Config) -> Services:
     event_store, state_store, aliases = EventStore(db), StateStore(db), AliasStore(db)
     timeline = Timeline(
         db, event_store, state_store, EventBuilder(config.server_name, signing_key), notifier,
-        stream=await StreamPositions.load(db, "events", "stream_ordering"),
+        # One stream for events and account data: a /sync token covers both.
+        stream=await StreamPositions.load(db, "events", "stream_ordering",
+                                          ("account_data", "stream_id")),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
+    account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
     directory = DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
                                  config.server_name)
     room_creator = RoomCreator(timeline, aliases, config.server_name,
@@ -158,7 +164,8 @@ async def build_services(config: Config) -> Services:
         room_creator=room_creator,
         membership=MembershipService(timeline, state_store, aliases, config.server_name),
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
-                         timeline.stream),
+                         timeline.stream, account_data),
+        account_data=account_data,
         history=HistoryService(event_store, state_store, timeline, visibility),
         directory=directory,
         visibility=visibility,

@@ -9,6 +9,7 @@ from myelin.api import health
 from myelin.api.admin import register as admin_register
 from myelin.api.client import (
     account,
+    account_data,
     capabilities,
     devices,
     directory,
@@ -40,6 +41,7 @@ _MODULES = (
     sync,
     history,
     directory,
+    account_data,
     admin_register,
     federation_discovery,
 )

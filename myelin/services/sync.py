@@ -16,6 +16,7 @@ from typing import Any
 
 from myelin.core.events import PDU, StateKey
 from myelin.errors import MatrixError
+from myelin.services.account_data import AccountDataService
 from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.client_format import client_event, serve_events
@@ -54,7 +55,9 @@ class SyncRequest:
 
 class SyncService:
     def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
-                 visibility: Visibility, notifier: Notifier, stream: StreamPositions) -> None:
+                 visibility: Visibility, notifier: Notifier, stream: StreamPositions,
+                 account_data: AccountDataService) -> None:
+        self._account_data = account_data
         self._events = events
         self._state = state
         self._timeline = timeline
@@ -85,6 +88,12 @@ class SyncService:
         leave: dict[str, Any] = {}
         changed_rooms = await self._events.get_rooms_changed(since, now) \
             if since is not None else set()
+        global_data, room_data = await self._account_data.changes(request.user_id, since, now)
+        global_data = [e for e in global_data if event_matches(request.filter.account_data, e)]
+        room_data = {room: kept for room, events in room_data.items()
+                     if (kept := [e for e in events
+                                  if event_matches(request.filter.room.account_data, e)])}
+        changed_rooms |= set(room_data)
         room_filter = request.filter.room
         for room_id, membership, event_id, at in await self._state.get_user_memberships(
                 request.user_id):
@@ -95,6 +104,7 @@ class SyncService:
                 full = since is None or request.full_state or membership_changed
                 if full or room_id in changed_rooms:
                     join[room_id] = await self._room(request, room_id, since, now, full=full)
+                    join[room_id]["account_data"]["events"] = room_data.get(room_id, [])
             elif membership == "invite" and membership_changed:
                 invite[room_id] = {"invite_state": {"events": await self._stripped(
                     room_id, event_id)}}
@@ -106,11 +116,11 @@ class SyncService:
                     or (since is None and room_filter.include_leave)):
                 leave[room_id] = await self._room(request, room_id, since, at, full=False,
                                                   left=True)
-        has_updates = bool(join or invite or knock or leave)
+        has_updates = bool(join or invite or knock or leave or global_data)
         response = {
             "next_batch": f"s{now}",
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
-            "account_data": {"events": []},
+            "account_data": {"events": global_data},
             "presence": {"events": []},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},

@@ -18,10 +18,16 @@ class StreamPositions:
         self._finished_upto = start
 
     @classmethod
-    async def load(cls, db: Database, table: str, column: str) -> StreamPositions:
-        # Table and column names come from code, never from input.
-        current = await db.fetchval(f"SELECT MAX({column}) FROM {table}")
-        return cls(int(current) if current is not None else 0)
+    async def load(cls, db: Database, table: str, column: str,
+                   *more: tuple[str, str]) -> StreamPositions:
+        """Start after the largest position stored in ``table.column`` (and in ``more`` such
+        pairs, for a stream shared by several tables)."""
+        start = 0
+        for name, col in ((table, column), *more):
+            # Table and column names come from code, never from input.
+            current = await db.fetchval(f"SELECT MAX({col}) FROM {name}")
+            start = max(start, int(current) if current is not None else 0)
+        return cls(start)
 
     def allocate(self) -> int:
         self._last_allocated += 1
