@@ -7,13 +7,11 @@ Spec: rooms/fragments/v2-state-res.md (and rooms/v12.md, unchanged there), "Defi
 from __future__ import annotations
 
 import heapq
-import math
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from myelin.core.events import PDU
-from myelin.core.room_versions import RoomVersion
+from myelin.core.auth.levels import user_power_level
+from myelin.core.events import PDU, StateKey
 from myelin.core.state_res.auth_chain import (
     CREATE_KEY,
     POWER_LEVELS_KEY,
@@ -63,71 +61,21 @@ def lexicographic_topological_sort(
 
 # -- the sender's power level, "when looking at their respective auth_events" --
 
-_INTEGER_STRING = re.compile(r"[ \t\n\r\f\v]*([+-]?[0-9]+)[ \t\n\r\f\v]*")
-
-
-def _power_value(value: object, room_version: RoomVersion) -> int | None:
-    """A power-level value as an int; ``None`` if the room version cannot read it.
-
-    v1-v9 also accept integers written as strings (rooms/fragments/v1-stringy-power-levels.md),
-    v1-v5 floats, truncated (v1-floaty-power-levels.md; v6's canonical JSON rules them out).
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and not room_version.integer_power_levels:
-        match = _INTEGER_STRING.fullmatch(value)
-        return int(match.group(1)) if match else None
-    if isinstance(value, float) and not room_version.strict_canonical_json:
-        return math.trunc(value) if math.isfinite(value) else None
-    return None
-
-
-def room_creators(create: PDU) -> frozenset[str]:
-    """The room creators: ``content.creator`` (v1-v10), the create event's sender (v11), plus
-    ``content.additional_creators`` (v12)."""
-    room_version = create.room_version
-    if room_version.privileged_creators:
-        extra = create.content.get("additional_creators")
-        listed = [u for u in extra if isinstance(u, str)] if isinstance(extra, list) else []
-        return frozenset([create.sender, *listed])
-    if room_version.implicit_room_creator:
-        return frozenset([create.sender])
-    creator = create.content.get("creator")
-    return frozenset([creator]) if isinstance(creator, str) else frozenset()
-
 
 def sender_power_level(graph: EventGraph, event: PDU, room_create: PDU | None) -> float:
     """The sender's power level per the ``m.room.power_levels`` event in the event's
-    ``auth_events``: ``users[sender]``, else ``users_default``, else 0. Without one, the room
-    creator has 100 and everyone else 0. From v12, creators have infinite power level.
-    """
+    ``auth_events``, read exactly as the auth rules read it (core.auth.levels: string and float
+    values by room version, creators at 100 without power levels, infinite from v12)."""
     room_version = event.room_version
-    power_levels: PDU | None = None
-    create = room_create
+    state: dict[StateKey, PDU] = {}
+    if room_create is not None:
+        state[CREATE_KEY] = room_create
     for auth_id in graph.auth_ids(event.event_id):
         auth_event = graph.get(auth_id)
         key = auth_event.state_tuple
-        if key == POWER_LEVELS_KEY:
-            power_levels = auth_event
-        elif key == CREATE_KEY and not room_version.privileged_creators:
-            create = auth_event
-    if room_version.privileged_creators and create is not None \
-            and event.sender in room_creators(create):
-        return math.inf
-    if power_levels is not None:
-        users = power_levels.content.get("users")
-        if isinstance(users, dict) and event.sender in users:
-            level = _power_value(users[event.sender], room_version)
-            if level is not None:
-                return level
-        default = _power_value(power_levels.content.get("users_default", 0), room_version)
-        return default if default is not None else 0
-    if not room_version.privileged_creators and create is not None \
-            and event.sender in room_creators(create):
-        return 100
-    return 0
+        if key == POWER_LEVELS_KEY or (key == CREATE_KEY and not room_version.privileged_creators):
+            state[key] = auth_event
+    return float(user_power_level(event.sender, state, room_version))
 
 
 def reverse_topological_power_ordering(
