@@ -109,3 +109,13 @@ class RunningServer:
     @property
     def services(self) -> Any:
         return self.server.services
+
+
+async def logged_in_user(server: RunningServer, name: str, password: str = "pw") -> Client:
+    """Register ``name`` (if new) the way the CLI does, and log a fresh device in."""
+    if await server.services.auth.is_localpart_available(name):
+        await server.services.auth.register(name, password)
+    client = Client(server.url, server.client.session)
+    response = await client.login(name, password)
+    assert response.status == 200, response
+    return client

@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from harness import Client, RunningServer
+from harness import RunningServer
+from harness import logged_in_user as user
 
 V3 = "/_matrix/client/v3"
 
-
-async def user(server: RunningServer, name: str) -> Client:
-    await server.services.auth.register(name, "pw")
-    client = Client(server.url, server.client.session)
-    assert (await client.login(name, "pw")).status == 200
-    return client
 
 
 async def test_global_and_room_account_data(homeserver: RunningServer) -> None:

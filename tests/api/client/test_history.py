@@ -6,15 +6,10 @@ import json
 from urllib.parse import quote
 
 from harness import Client, RunningServer
+from harness import logged_in_user as user
 
 V3 = "/_matrix/client/v3"
 
-
-async def user(server: RunningServer, name: str) -> Client:
-    await server.services.auth.register(name, "pw")
-    client = Client(server.url, server.client.session)
-    assert (await client.login(name, "pw")).status == 200
-    return client
 
 
 async def room_with_messages(alice: Client, n: int) -> tuple[str, list[str]]:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from harness import Client, RunningServer
+from harness import RunningServer
+from harness import logged_in_user as user
 
 V3 = "/_matrix/client/v3"
 
-
-async def user(server: RunningServer, name: str) -> Client:
-    if await server.services.auth.is_localpart_available(name):
-        await server.services.auth.register(name, "pw")
-    client = Client(server.url, server.client.session)
-    assert (await client.login(name, "pw")).status == 200
-    return client
 
 
 async def test_redact_own_and_others(homeserver: RunningServer) -> None:

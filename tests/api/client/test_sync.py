@@ -9,15 +9,10 @@ from typing import Any
 from urllib.parse import quote
 
 from harness import Client, RunningServer
+from harness import logged_in_user as user
 
 V3 = "/_matrix/client/v3"
 
-
-async def user(server: RunningServer, name: str) -> Client:
-    await server.services.auth.register(name, "pw")
-    client = Client(server.url, server.client.session)
-    assert (await client.login(name, "pw")).status == 200
-    return client
 
 
 async def sync(client: Client, **params: Any) -> dict[str, Any]:
