@@ -24,8 +24,12 @@ from myelin.services.auth import AuthService
 from myelin.services.directory import DirectoryService
 from myelin.services.filtering import FilterService
 from myelin.services.notifier import Notifier
+from myelin.services.profiles import ProfileService
+from myelin.services.push_rules import PushRuleService
 from myelin.services.ratelimit import RateLimiter
+from myelin.services.receipts import ReceiptService
 from myelin.services.registration import RegistrationService
+from myelin.services.reports import ReportService
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.history import HistoryService
@@ -34,8 +38,13 @@ from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.upgrade import RoomUpgrader
 from myelin.services.rooms.visibility import Visibility
+from myelin.services.spaces import SpaceService
 from myelin.services.sync import SyncService
+from myelin.services.typing import TypingService
 from myelin.services.uia import UiaService
+from myelin.services.unread import UnreadCounter
+from myelin.services.user_directory import UserDirectoryService
+from myelin.services.voip import VoipService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
@@ -46,6 +55,10 @@ from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
+from myelin.storage.stores.profiles import ProfileStore
+from myelin.storage.stores.push_rules import PushRuleStore
+from myelin.storage.stores.receipts import ReceiptStore
+from myelin.storage.stores.reports import ReportStore
 from myelin.storage.stores.server_meta import ServerMetaStore
 from myelin.storage.stores.state import StateStore
 from myelin.storage.stores.tokens import TokenStore
@@ -76,11 +89,19 @@ class Services:
     membership: MembershipService
     sync: SyncService
     account_data: AccountDataService
+    typing: TypingService
+    receipts: ReceiptService
+    push_rules: PushRuleService
     history: HistoryService
     directory: DirectoryService
     visibility: Visibility
     redactions: RedactionService
     upgrader: RoomUpgrader
+    profiles: ProfileService
+    user_directory: UserDirectoryService
+    reports: ReportService
+    voip: VoipService
+    spaces: SpaceService
 
 
 async def connect(config: Config) -> Database:
@@ -142,15 +163,27 @@ async def build_services(config: Config) -> Services:
         db, event_store, state_store, EventBuilder(config.server_name, signing_key), notifier,
         # One stream for events and account data: a /sync token covers both.
         stream=await StreamPositions.load(db, "events", "stream_ordering",
-                                          ("account_data", "stream_id")),
+                                          ("account_data", "stream_id"),
+                                          ("receipts", "stream_id")),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
+    profile_store = ProfileStore(db)
+    profiles = ProfileService(profile_store, timeline, state_store, config.server_name)
     account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
+    typing = TypingService(state_store, notifier)
+    push_rules = PushRuleService(
+        PushRuleStore(db),  # changes reach clients as m.push_rules account data
+        on_change=lambda user_id, content: account_data.put_managed(
+            user_id, None, "m.push_rules", content),
+    )
+    receipts = ReceiptService(ReceiptStore(db), state_store, timeline, account_data,
+                              timeline.stream, notifier)
     directory = DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
                                  config.server_name)
     room_creator = RoomCreator(timeline, aliases, config.server_name,
-                               KNOWN_ROOM_VERSIONS[config.rooms.default_room_version])
+                               KNOWN_ROOM_VERSIONS[config.rooms.default_room_version],
+                               profiles.member_content)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,
@@ -162,15 +195,28 @@ async def build_services(config: Config) -> Services:
         state_store=state_store,
         timeline=timeline,
         room_creator=room_creator,
-        membership=MembershipService(timeline, state_store, aliases, config.server_name),
+        membership=MembershipService(timeline, state_store, aliases, config.server_name,
+                                     profiles.member_content),
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
-                         timeline.stream, account_data),
+                         timeline.stream, account_data, typing, receipts, push_rules,
+                         UnreadCounter(event_store, state_store, timeline, receipts,
+                                       push_rules)),
         account_data=account_data,
+        typing=typing,
+        receipts=receipts,
+        push_rules=push_rules,
         history=HistoryService(event_store, state_store, timeline, visibility),
         directory=directory,
         visibility=visibility,
         redactions=RedactionService(timeline, event_store),
         upgrader=RoomUpgrader(timeline, room_creator, aliases, directory),
+        profiles=profiles,
+        user_directory=UserDirectoryService(profile_store, state_store, timeline.stream,
+                                            config.user_directory, config.server_name),
+        reports=ReportService(ReportStore(db), event_store, state_store, UserStore(db),
+                              visibility, config.server_name),
+        voip=VoipService(config.voip),
+        spaces=SpaceService(timeline, state_store, directory, DirectoryStore(db)),
     )
 
 
@@ -228,6 +274,7 @@ class Homeserver:
         """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
         if self.services is not None:
             self.services.notifier.wake_all()  # long-polls answer now, not at their timeout
+            self.services.typing.close()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -132,6 +132,10 @@ class RateLimitsConfig:
     invite: RateLimit = _key(
         "Invites sent, per user.", factory=lambda: RateLimit(per_second=0.3, burst=10)
     )
+    reports: RateLimit = _key(
+        "Reports of events, rooms and users to the server admins, per user.",
+        factory=lambda: RateLimit(per_second=1.0, burst=5),
+    )
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,42 @@ class LoggingConfig:
     )
 
 
+def _turn_uris(v: tuple[str, ...]) -> str | None:
+    ok = all(uri.startswith(("turn:", "turns:")) for uri in v)
+    return None if ok else "a list of turn: or turns: URIs"
+
+
+@dataclass(frozen=True)
+class UserDirectoryConfig:
+    enabled: bool = _key("Answer user directory searches (off: every search finds nobody).", True)
+    search_all_users: bool = _key(
+        "Search every local user, not only those sharing a room with the searcher or joined to "
+        "a public room.",
+        False,
+    )
+
+
+@dataclass(frozen=True)
+class VoipConfig:
+    turn_uris: tuple[str, ...] = _key(
+        "TURN server URIs given to clients for calls, e.g. "
+        "turn:turn.example.org:3478?transport=udp; empty: no TURN server is offered.",
+        (),
+        check=_turn_uris,
+    )
+    turn_shared_secret: str = _key(
+        "Secret shared with the TURN server (coturn's static-auth-secret) for time-limited "
+        "credentials.",
+        "",
+    )
+    turn_username: str = _key("Fixed TURN username, used only without turn_shared_secret.", "")
+    turn_password: str = _key("Fixed TURN password, used with turn_username.", "")
+    turn_user_lifetime_s: int = _key(
+        "How long time-limited TURN credentials stay valid, in seconds.", 3600, check=_positive
+    )
+    turn_allow_guests: bool = _key("Give TURN credentials to guest users too.", True)
+
+
 @dataclass(frozen=True)
 class WellKnownConfig:
     client_base_url: str = _key(
@@ -242,6 +282,10 @@ class Config:
     metrics: MetricsConfig = _key("Prometheus metrics.", factory=MetricsConfig)
     logging: LoggingConfig = _key("Logging.", factory=LoggingConfig)
     well_known: WellKnownConfig = _key("Server discovery documents.", factory=WellKnownConfig)
+    user_directory: UserDirectoryConfig = _key(
+        "User directory search.", factory=UserDirectoryConfig
+    )
+    voip: VoipConfig = _key("TURN servers for voice and video calls.", factory=VoipConfig)
     # Where the file was read from: relative paths are resolved against it. Not a YAML key.
     config_dir: str = field(default=".", metadata={"internal": True})
 

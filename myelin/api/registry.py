@@ -18,10 +18,17 @@ from myelin.api.client import (
     history,
     login,
     membership,
+    profile,
+    push_rules,
+    receipts,
     register,
+    reporting,
     room_events,
     rooms,
+    spaces,
     sync,
+    user_directory,
+    voip,
 )
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.http.endpoint import Endpoint
@@ -41,8 +48,15 @@ _MODULES = (
     sync,
     history,
     directory,
+    spaces,
     account_data,
+    push_rules,
+    receipts,
     admin_register,
+    profile,
+    user_directory,
+    reporting,
+    voip,
     federation_discovery,
 )
 

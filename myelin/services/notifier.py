@@ -79,6 +79,11 @@ class Notifier:
             if not waiter.future.done():
                 waiter.future.set_result(None)
 
+    def announce_ephemeral(self, *, rooms: Iterable[str] = (),
+                           users: Iterable[str] = ()) -> None:
+        """Something not in the durable stream (typing) changed: wake without moving it."""
+        self.announce(self.position, rooms=rooms, users=users)
+
     def wake_all(self) -> None:
         """Shutdown: let every long-poll return now instead of holding the server open."""
         self.closed = True

@@ -19,9 +19,13 @@ from myelin.errors import MatrixError
 from myelin.services.account_data import AccountDataService
 from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
 from myelin.services.notifier import Notifier
+from myelin.services.push_rules import PushRuleService
+from myelin.services.receipts import ReceiptService
 from myelin.services.rooms.client_format import client_event, serve_events
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
+from myelin.services.typing import TypingService
+from myelin.services.unread import UnreadCounter
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.state import StateStore
@@ -33,10 +37,18 @@ STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room
                         "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
 
 
-def parse_sync_token(token: str) -> int:
-    if token.startswith("s") and token[1:].isdigit() and len(token) < 21:
-        return int(token[1:])
+def parse_sync_position(token: str) -> tuple[int, int]:
+    """A sync token: "s<stream>_<typing>" (or the older "s<stream>")."""
+    stream, _, typing = token[1:].partition("_") if token.startswith("s") else ("", "", "")
+    if stream.isdigit() and len(stream) < 19 and (typing == "" or (typing.isdigit()
+                                                                   and len(typing) < 19)):
+        return int(stream), int(typing or 0)
     raise MatrixError(400, "M_INVALID_PARAM", f"Invalid sync token {token!r}")
+
+
+def parse_sync_token(token: str) -> int:
+    """The stream position of a sync token (what pagination and ``at`` need)."""
+    return parse_sync_position(token)[0]
 
 
 def topological_token(depth: int, stream: int) -> str:
@@ -48,6 +60,7 @@ class SyncRequest:
     user_id: str
     device_id: str
     since: int | None
+    since_typing: int | None
     timeout_ms: int
     full_state: bool
     filter: Filter
@@ -56,8 +69,14 @@ class SyncRequest:
 class SyncService:
     def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
                  visibility: Visibility, notifier: Notifier, stream: StreamPositions,
-                 account_data: AccountDataService) -> None:
+                 account_data: AccountDataService, typing: TypingService,
+                 receipts: ReceiptService, push_rules: PushRuleService,
+                 unread: UnreadCounter) -> None:
+        self._push_rules = push_rules
+        self._unread = unread
         self._account_data = account_data
+        self._typing = typing
+        self._receipts = receipts
         self._events = events
         self._state = state
         self._timeline = timeline
@@ -68,9 +87,14 @@ class SyncService:
     async def sync(self, request: SyncRequest) -> dict[str, Any]:
         deadline = time.monotonic() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         since = request.since
+        since_typing = request.since_typing
+        if since_typing is not None and since_typing > self._typing.position:
+            since_typing = None  # the server restarted since: send the typing state afresh
         while True:
             now = self._stream.current
-            response, has_updates = await self._build(request, since, now)
+            typing_now = self._typing.position
+            response, has_updates = await self._build(request, since, now, since_typing,
+                                                      typing_now)
             remaining = deadline - time.monotonic()
             if has_updates or since is None or request.full_state or remaining <= 0:
                 return response
@@ -78,10 +102,10 @@ class SyncService:
                      if m == "join"]
             if not await self._notifier.wait(request.user_id, rooms, now, remaining):
                 return response
-            since = since if since is not None else now
 
-    async def _build(self, request: SyncRequest, since: int | None,
-                     now: int) -> tuple[dict[str, Any], bool]:
+    async def _build(self, request: SyncRequest, since: int | None, now: int,
+                     since_typing: int | None,
+                     typing_now: int) -> tuple[dict[str, Any], bool]:
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
@@ -89,14 +113,28 @@ class SyncService:
         changed_rooms = await self._events.get_rooms_changed(since, now) \
             if since is not None else set()
         global_data, room_data = await self._account_data.changes(request.user_id, since, now)
+        if since is None:
+            # The ruleset as the server computes it now (defaults merged with the user's
+            # changes), not a stored snapshot that newer default rules would outdate.
+            global_data = [e for e in global_data if e["type"] != "m.push_rules"]
+            global_data.append({"type": "m.push_rules",
+                                "content": await self._push_rules.rulesets_json(request.user_id)})
         global_data = [e for e in global_data if event_matches(request.filter.account_data, e)]
         room_data = {room: kept for room, events in room_data.items()
                      if (kept := [e for e in events
                                   if event_matches(request.filter.room.account_data, e)])}
         changed_rooms |= set(room_data)
         room_filter = request.filter.room
-        for room_id, membership, event_id, at in await self._state.get_user_memberships(
-                request.user_id):
+        memberships = await self._state.get_user_memberships(request.user_id)
+        joined = [r for r, m, _, _ in memberships if m == "join" and room_allowed(room_filter, r)]
+        ephemeral: dict[str, list[dict[str, Any]]] = {}
+        for source in (self._typing.ephemeral(joined, since_typing),
+                       await self._receipts.ephemeral(request.user_id, joined, since, now)):
+            for room_id, event in source.items():
+                if event_matches(room_filter.ephemeral, event):
+                    ephemeral.setdefault(room_id, []).append(event)
+        changed_rooms |= set(ephemeral)
+        for room_id, membership, event_id, at in memberships:
             if not room_allowed(room_filter, room_id) or at > now:
                 continue
             membership_changed = since is None or at > since
@@ -105,6 +143,11 @@ class SyncService:
                 if full or room_id in changed_rooms:
                     join[room_id] = await self._room(request, room_id, since, now, full=full)
                     join[room_id]["account_data"]["events"] = room_data.get(room_id, [])
+                    join[room_id]["ephemeral"]["events"] = ephemeral.get(room_id, [])
+                    notified, highlighted = await self._unread.counts(request.user_id,
+                                                                      room_id, now)
+                    join[room_id]["unread_notifications"] = {
+                        "highlight_count": highlighted, "notification_count": notified}
             elif membership == "invite" and membership_changed:
                 invite[room_id] = {"invite_state": {"events": await self._stripped(
                     room_id, event_id)}}
@@ -118,7 +161,7 @@ class SyncService:
                                                   left=True)
         has_updates = bool(join or invite or knock or leave or global_data)
         response = {
-            "next_batch": f"s{now}",
+            "next_batch": f"s{now}_{typing_now}",
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
             "account_data": {"events": global_data},
             "presence": {"events": []},

@@ -22,4 +22,5 @@ async def capabilities(request: MatrixRequest) -> dict[str, Any]:
         },
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": True},
+        "m.profile_fields": {"enabled": True},
     }}

@@ -10,7 +10,7 @@ from aiohttp import web
 from myelin.api.http.endpoint import Routes
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import invalid_param
-from myelin.services.sync import SyncRequest, parse_sync_token
+from myelin.services.sync import SyncRequest, parse_sync_position
 
 routes = Routes()
 
@@ -25,7 +25,8 @@ async def sync(request: MatrixRequest) -> Any:
     response = await request.services.sync.sync(SyncRequest(
         user_id=user.user_id,
         device_id=user.device_id,
-        since=parse_sync_token(since) if since else None,
+        since=parse_sync_position(since)[0] if since else None,
+        since_typing=parse_sync_position(since)[1] if since else None,
         timeout_ms=request.query_int("timeout", 0),
         full_state=full_state == "true",
         filter=await request.services.filters.resolve(user.user_id, request.query("filter")),

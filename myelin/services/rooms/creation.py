@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,9 @@ def default_power_levels(room_version: RoomVersion, creator: str,
 
 class RoomCreator:
     def __init__(self, timeline: Timeline, aliases: AliasStore, server_name: str,
-                 default_version: RoomVersion) -> None:
+                 default_version: RoomVersion,
+                 member_content: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+        self._member_content = member_content
         self._timeline = timeline
         self._aliases = aliases
         self._server_name = server_name
@@ -106,7 +108,8 @@ class RoomCreator:
         room_id = room.room_id
         append = self._timeline.append
 
-        await append(room_id, creator, "m.room.member", {"membership": "join"},
+        await append(room_id, creator, "m.room.member",
+                     {**await self._member_content(creator), "membership": "join"},
                      state_key=creator)
         levels = default_power_levels(version, creator, trusted)
         if request.power_level_content_override:
@@ -140,7 +143,8 @@ class RoomCreator:
                 "m.topic": {"m.text": [{"body": request.topic, "mimetype": "text/plain"}]},
             }, state_key="")
         for user in request.invite:
-            invite: dict[str, Any] = {"membership": "invite"}
+            invite: dict[str, Any] = {**await self._member_content(user),
+                                      "membership": "invite"}
             if request.is_direct:
                 invite["is_direct"] = True
             await append(room_id, creator, "m.room.member", invite, state_key=user)

@@ -5,6 +5,7 @@ authorization rules decide who may do what; this module only shapes the events.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from myelin.core.auth import PowerLevels
@@ -14,13 +15,15 @@ from myelin.services.rooms.timeline import CREATE, Timeline
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.state import StateStore
 
+MemberContent = Callable[[str], Awaitable[dict[str, Any]]]
 JOIN_RULES = ("m.room.join_rules", "")
 POWER_LEVELS = ("m.room.power_levels", "")
 
 
 class MembershipService:
     def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore,
-                 server_name: str) -> None:
+                 server_name: str, member_content: MemberContent) -> None:
+        self._member_content = member_content
         self._timeline = timeline
         self._state = state
         self._aliases = aliases
@@ -142,6 +145,9 @@ class MembershipService:
     async def _change(self, room_id: str, sender: str, target: str, membership: str,
                       reason: str | None, extra: dict[str, Any] | None = None) -> None:
         content: dict[str, Any] = {"membership": membership, **(extra or {})}
+        if membership in ("join", "invite", "knock"):
+            # The member's profile travels with the membership (displayname, avatar_url).
+            content = {**await self._member_content(target), **content}
         if reason:
             content["reason"] = reason
         await self._timeline.append(room_id, sender, "m.room.member", content,

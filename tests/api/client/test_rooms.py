@@ -241,3 +241,17 @@ async def test_rooms_and_transaction_ids_survive_restart(tmp_path, http_session)
         await second.stop()
         if drop is not None:
             await drop()
+
+
+async def test_membership_events_carry_the_profile(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    await bob.request("PUT", f"{V3}/profile/@bob:test.local/displayname", {"displayname": "Bob!"})
+    room_id = await create(alice, preset="public_chat", invite=["@bob:test.local"])
+    creator = await alice.get(f"{V3}/rooms/{room_id}/state/m.room.member/@alice:test.local")
+    assert creator.json == {"membership": "join", "displayname": "alice"}  # default: localpart
+    invite = await alice.get(f"{V3}/rooms/{room_id}/state/m.room.member/@bob:test.local")
+    assert invite.json["displayname"] == "Bob!" and invite.json["membership"] == "invite"
+    await bob.post(f"{V3}/join/{room_id}", {})
+    joined = await alice.get(f"{V3}/rooms/{room_id}/joined_members")
+    assert joined.json["joined"]["@bob:test.local"]["display_name"] == "Bob!"
