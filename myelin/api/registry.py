@@ -27,6 +27,7 @@ from myelin.api.client import (
     rooms,
     spaces,
     sync,
+    tags,
     user_directory,
     voip,
 )
@@ -50,6 +51,7 @@ _MODULES = (
     directory,
     spaces,
     account_data,
+    tags,
     push_rules,
     receipts,
     admin_register,
