@@ -22,8 +22,10 @@ from myelin.services.account_data import AccountDataService
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
 from myelin.services.directory import DirectoryService
+from myelin.services.ephemeral import EphemeralStream
 from myelin.services.filtering import FilterService
 from myelin.services.notifier import Notifier
+from myelin.services.presence import PresenceService
 from myelin.services.profiles import ProfileService
 from myelin.services.push_rules import PushRuleService
 from myelin.services.ratelimit import RateLimiter
@@ -90,6 +92,7 @@ class Services:
     sync: SyncService
     account_data: AccountDataService
     typing: TypingService
+    presence: PresenceService
     receipts: ReceiptService
     push_rules: PushRuleService
     history: HistoryService
@@ -171,7 +174,10 @@ async def build_services(config: Config) -> Services:
     profile_store = ProfileStore(db)
     profiles = ProfileService(profile_store, timeline, state_store, config.server_name)
     account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
-    typing = TypingService(state_store, notifier)
+    ephemeral = EphemeralStream()
+    typing = TypingService(state_store, notifier, ephemeral)
+    presence = PresenceService(config.presence, state_store, notifier, ephemeral,
+                               config.server_name)
     push_rules = PushRuleService(
         PushRuleStore(db),  # changes reach clients as m.push_rules account data
         on_change=lambda user_id, content: account_data.put_managed(
@@ -200,7 +206,8 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,
-                                       push_rules)),
+                                       push_rules), presence, ephemeral),
+        presence=presence,
         account_data=account_data,
         typing=typing,
         receipts=receipts,
@@ -247,6 +254,7 @@ class Homeserver:
     async def start(self) -> None:
         config = self.config
         self.services = await build_services(config)
+        self.services.presence.start()
         metrics = HttpMetrics() if config.metrics.enabled else None
         grace = config.listen.shutdown_grace_seconds
         try:
@@ -275,6 +283,7 @@ class Homeserver:
         if self.services is not None:
             self.services.notifier.wake_all()  # long-polls answer now, not at their timeout
             self.services.typing.close()
+            await self.services.presence.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -179,6 +179,18 @@ class RoomsConfig:
 
 
 @dataclass(frozen=True)
+class PresenceConfig:
+    enabled: bool = _key("Track and share online/idle/offline status.", True)
+    idle_after_s: float = _key(
+        "Seconds without activity before an online user shows as unavailable.", 300.0,
+        check=_positive,
+    )
+    offline_after_s: float = _key(
+        "Seconds without a sync before a user shows as offline.", 30.0, check=_positive
+    )
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = _key("Serve Prometheus metrics on a separate listener.", False)
     host: str = _key("Address of the metrics listener (keep it private).", "127.0.0.1")
@@ -276,6 +288,7 @@ class Config:
     passwords: PasswordsConfig = _key("Password hashing.", factory=PasswordsConfig)
     sessions: SessionsConfig = _key("Access and refresh tokens.", factory=SessionsConfig)
     rooms: RoomsConfig = _key("Rooms.", factory=RoomsConfig)
+    presence: PresenceConfig = _key("Presence.", factory=PresenceConfig)
     rate_limits: RateLimitsConfig = _key(
         "Per-client request rate limits.", factory=RateLimitsConfig
     )

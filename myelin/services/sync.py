@@ -17,8 +17,10 @@ from typing import Any
 from myelin.core.events import PDU, StateKey
 from myelin.errors import MatrixError
 from myelin.services.account_data import AccountDataService
+from myelin.services.ephemeral import EphemeralStream
 from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
 from myelin.services.notifier import Notifier
+from myelin.services.presence import PresenceService
 from myelin.services.push_rules import PushRuleService
 from myelin.services.receipts import ReceiptService
 from myelin.services.rooms.client_format import client_event, serve_events
@@ -60,10 +62,11 @@ class SyncRequest:
     user_id: str
     device_id: str
     since: int | None
-    since_typing: int | None
+    since_ephemeral: int | None
     timeout_ms: int
     full_state: bool
     filter: Filter
+    set_presence: str = "online"
 
 
 class SyncService:
@@ -71,7 +74,10 @@ class SyncService:
                  visibility: Visibility, notifier: Notifier, stream: StreamPositions,
                  account_data: AccountDataService, typing: TypingService,
                  receipts: ReceiptService, push_rules: PushRuleService,
-                 unread: UnreadCounter) -> None:
+                 unread: UnreadCounter, presence: PresenceService,
+                 ephemeral: EphemeralStream) -> None:
+        self._presence = presence
+        self._ephemeral = ephemeral
         self._push_rules = push_rules
         self._unread = unread
         self._account_data = account_data
@@ -87,14 +93,15 @@ class SyncService:
     async def sync(self, request: SyncRequest) -> dict[str, Any]:
         deadline = time.monotonic() + min(max(request.timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         since = request.since
-        since_typing = request.since_typing
-        if since_typing is not None and since_typing > self._typing.position:
-            since_typing = None  # the server restarted since: send the typing state afresh
+        since_ephemeral = request.since_ephemeral
+        if since_ephemeral is not None and since_ephemeral > self._ephemeral.position:
+            since_ephemeral = None  # the server restarted since: send typing/presence afresh
+        await self._presence.on_sync(request.user_id, request.set_presence)
         while True:
             now = self._stream.current
-            typing_now = self._typing.position
-            response, has_updates = await self._build(request, since, now, since_typing,
-                                                      typing_now)
+            ephemeral_now = self._ephemeral.position
+            response, has_updates = await self._build(request, since, now, since_ephemeral,
+                                                      ephemeral_now)
             remaining = deadline - time.monotonic()
             if has_updates or since is None or request.full_state or remaining <= 0:
                 return response
@@ -104,8 +111,8 @@ class SyncService:
                 return response
 
     async def _build(self, request: SyncRequest, since: int | None, now: int,
-                     since_typing: int | None,
-                     typing_now: int) -> tuple[dict[str, Any], bool]:
+                     since_ephemeral: int | None,
+                     ephemeral_now: int) -> tuple[dict[str, Any], bool]:
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
@@ -128,7 +135,7 @@ class SyncService:
         memberships = await self._state.get_user_memberships(request.user_id)
         joined = [r for r, m, _, _ in memberships if m == "join" and room_allowed(room_filter, r)]
         ephemeral: dict[str, list[dict[str, Any]]] = {}
-        for source in (self._typing.ephemeral(joined, since_typing),
+        for source in (self._typing.ephemeral(joined, since_ephemeral),
                        await self._receipts.ephemeral(request.user_id, joined, since, now)):
             for room_id, event in source.items():
                 if event_matches(room_filter.ephemeral, event):
@@ -159,12 +166,14 @@ class SyncService:
                     or (since is None and room_filter.include_leave)):
                 leave[room_id] = await self._room(request, room_id, since, at, full=False,
                                                   left=True)
-        has_updates = bool(join or invite or knock or leave or global_data)
+        presence = [e for e in await self._presence.events_for(request.user_id, since_ephemeral)
+                    if event_matches(request.filter.presence, e)]
+        has_updates = bool(join or invite or knock or leave or global_data or presence)
         response = {
-            "next_batch": f"s{now}_{typing_now}",
+            "next_batch": f"s{now}_{ephemeral_now}",
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
             "account_data": {"events": global_data},
-            "presence": {"events": []},
+            "presence": {"events": presence},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},

@@ -1,8 +1,7 @@
 """Typing notifications (client-server API, "Typing Notifications").
 
 Kept in memory only: a restart simply forgets who was typing. Each change takes a position in
-a separate in-memory typing stream (the second part of a sync token), so a restart that resets
-it only makes clients receive the (empty) typing state again.
+the in-memory ephemeral stream (services/ephemeral.py), the second part of a sync token.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import asyncio
 import time
 
 from myelin.errors import forbidden
+from myelin.services.ephemeral import EphemeralStream
 from myelin.services.notifier import Notifier
 from myelin.storage.stores.state import StateStore
 
@@ -19,13 +19,13 @@ DEFAULT_TIMEOUT_MS = 30_000
 
 
 class TypingService:
-    def __init__(self, state: StateStore, notifier: Notifier) -> None:
+    def __init__(self, state: StateStore, notifier: Notifier, stream: EphemeralStream) -> None:
         self._state = state
         self._notifier = notifier
+        self._stream = stream
         self._typing: dict[str, dict[str, float]] = {}  # room -> user -> expiry (monotonic)
         self._changed_at: dict[str, int] = {}  # room -> typing position of its last change
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
-        self.position = 0
 
     async def set_typing(self, requester: str, user_id: str, room_id: str, typing: bool,
                          timeout_ms: int | None) -> None:
@@ -57,8 +57,7 @@ class TypingService:
             self._changed(room_id)
 
     def _changed(self, room_id: str) -> None:
-        self.position += 1
-        self._changed_at[room_id] = self.position
+        self._changed_at[room_id] = self._stream.advance()
         if not self._typing.get(room_id):
             self._typing.pop(room_id, None)
         self._notifier.announce_ephemeral(rooms=[room_id])
