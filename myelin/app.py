@@ -27,10 +27,13 @@ from myelin.services.filtering import FilterService
 from myelin.services.notifier import Notifier
 from myelin.services.presence import PresenceService
 from myelin.services.profiles import ProfileService
+from myelin.services.push_delivery import PushDelivery
 from myelin.services.push_rules import PushRuleService
+from myelin.services.pushers import NotificationList, PusherService
 from myelin.services.ratelimit import RateLimiter
 from myelin.services.receipts import ReceiptService
 from myelin.services.registration import RegistrationService
+from myelin.services.relations import RelationService
 from myelin.services.reports import ReportService
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
@@ -40,6 +43,7 @@ from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.upgrade import RoomUpgrader
 from myelin.services.rooms.visibility import Visibility
+from myelin.services.search import SearchService
 from myelin.services.spaces import SpaceService
 from myelin.services.sync import SyncService
 from myelin.services.typing import TypingService
@@ -57,10 +61,14 @@ from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
+from myelin.storage.stores.notifications import NotificationStore
 from myelin.storage.stores.profiles import ProfileStore
 from myelin.storage.stores.push_rules import PushRuleStore
+from myelin.storage.stores.pushers import PusherStore
 from myelin.storage.stores.receipts import ReceiptStore
+from myelin.storage.stores.relations import RelationStore
 from myelin.storage.stores.reports import ReportStore
+from myelin.storage.stores.search import SearchStore
 from myelin.storage.stores.server_meta import ServerMetaStore
 from myelin.storage.stores.state import StateStore
 from myelin.storage.stores.tokens import TokenStore
@@ -105,6 +113,11 @@ class Services:
     reports: ReportService
     voip: VoipService
     spaces: SpaceService
+    pushers: PusherService
+    notifications: NotificationList
+    push_delivery: PushDelivery
+    relations: RelationService
+    search: SearchService
 
 
 async def connect(config: Config) -> Database:
@@ -171,6 +184,8 @@ async def build_services(config: Config) -> Services:
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
+    relations = RelationService(RelationStore(db), event_store, state_store, visibility,
+                                timeline.get_pdus)
     profile_store = ProfileStore(db)
     profiles = ProfileService(profile_store, timeline, state_store, config.server_name)
     account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
@@ -190,6 +205,10 @@ async def build_services(config: Config) -> Services:
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version],
                                profiles.member_content)
+    pusher_store, notification_store = PusherStore(db), NotificationStore(db)
+    push_delivery = PushDelivery(config.push, config.server_name, timeline, DirectoryStore(db),
+                                 push_rules, pusher_store, notification_store, event_store)
+    timeline.on_persisted.append(push_delivery.on_persisted)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,
@@ -206,13 +225,15 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,
-                                       push_rules), presence, ephemeral),
+                                       push_rules), presence, ephemeral,
+                         bundler_for=relations.bundler_for),
         presence=presence,
         account_data=account_data,
         typing=typing,
         receipts=receipts,
         push_rules=push_rules,
-        history=HistoryService(event_store, state_store, timeline, visibility),
+        history=HistoryService(event_store, state_store, timeline, visibility,
+                               bundler_for=relations.bundler_for),
         directory=directory,
         visibility=visibility,
         redactions=RedactionService(timeline, event_store),
@@ -224,6 +245,13 @@ async def build_services(config: Config) -> Services:
                               visibility, config.server_name),
         voip=VoipService(config.voip),
         spaces=SpaceService(timeline, state_store, directory, DirectoryStore(db)),
+        pushers=PusherService(pusher_store, timeline.stream),
+        notifications=NotificationList(notification_store, event_store, timeline.get_pdus,
+                                       receipts),
+        push_delivery=push_delivery,
+        relations=relations,
+        search=SearchService(SearchStore(db), event_store, state_store, timeline, visibility,
+                             HistoryService(event_store, state_store, timeline, visibility)),
     )
 
 
@@ -258,6 +286,7 @@ class Homeserver:
         metrics = HttpMetrics() if config.metrics.enabled else None
         grace = config.listen.shutdown_grace_seconds
         try:
+            await self.services.push_delivery.start()
             runner: web.BaseRunner = web.ServerRunner(
                 self._make_server(self.services, metrics), access_log=None,
                 handle_signals=False, shutdown_timeout=grace,
@@ -288,6 +317,7 @@ class Homeserver:
             await runner.cleanup()
         self._runners.clear()
         if self.services is not None:
+            await self.services.push_delivery.stop()
             await self.services.db.close()
             self.services = None
 

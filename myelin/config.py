@@ -191,6 +191,31 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    enabled: bool = _key(
+        "Send push notifications to the push gateways of users' HTTP pushers (off: pushers "
+        "can still be set and /notifications still lists notifications).", True,
+    )
+    include_content: bool = _key(
+        "Put the event's content in pushes that are not event_id_only (off: push gateways "
+        "never see message text).", True,
+    )
+    concurrency: int = _key("New events evaluated against push rules at once.", 4,
+                            check=_positive)
+    max_requests: int = _key("Push gateway requests in flight at once.", 32, check=_positive)
+    request_timeout_s: float = _key("Timeout of one push gateway request.", 15.0,
+                                    check=_positive)
+    max_attempts: int = _key(
+        "Attempts at delivering one notification to a failing gateway before giving up on it.",
+        6, check=_positive,
+    )
+    initial_backoff_s: float = _key(
+        "Wait before the first retry; doubled after each failed attempt.", 1.0, check=_positive
+    )
+    max_backoff_s: float = _key("Longest wait between two attempts.", 60.0, check=_positive)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = _key("Serve Prometheus metrics on a separate listener.", False)
     host: str = _key("Address of the metrics listener (keep it private).", "127.0.0.1")
@@ -289,6 +314,7 @@ class Config:
     sessions: SessionsConfig = _key("Access and refresh tokens.", factory=SessionsConfig)
     rooms: RoomsConfig = _key("Rooms.", factory=RoomsConfig)
     presence: PresenceConfig = _key("Presence.", factory=PresenceConfig)
+    push: PushConfig = _key("Push notifications.", factory=PushConfig)
     rate_limits: RateLimitsConfig = _key(
         "Per-client request rate limits.", factory=RateLimitsConfig
     )

@@ -23,7 +23,12 @@ from myelin.services.notifier import Notifier
 from myelin.services.presence import PresenceService
 from myelin.services.push_rules import PushRuleService
 from myelin.services.receipts import ReceiptService
-from myelin.services.rooms.client_format import client_event, serve_events
+from myelin.services.rooms.client_format import (
+    BundlerFactory,
+    client_event,
+    no_bundler,
+    serve_events,
+)
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.typing import TypingService
@@ -75,7 +80,8 @@ class SyncService:
                  account_data: AccountDataService, typing: TypingService,
                  receipts: ReceiptService, push_rules: PushRuleService,
                  unread: UnreadCounter, presence: PresenceService,
-                 ephemeral: EphemeralStream) -> None:
+                 ephemeral: EphemeralStream, bundler_for: BundlerFactory = no_bundler) -> None:
+        self._bundler_for = bundler_for
         self._presence = presence
         self._ephemeral = ephemeral
         self._push_rules = push_rules
@@ -201,7 +207,9 @@ class SyncService:
         visible = await self._visibility.filter(request.user_id, events)
         now_ms = int(time.time() * 1000)
         served = await serve_events(visible, (request.user_id, request.device_id),
-                                    self._timeline.get_pdus)
+                                    self._timeline.get_pdus, bundler=self._bundler_for(
+                                        request.user_id, request.device_id)
+                                    if limited or full else None)
         timeline_events = [self._format(request, stored.pdu, event)
                            for stored, event in zip(visible, served, strict=True)
                            if event_matches(timeline_filter, event)]

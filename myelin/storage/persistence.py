@@ -2,9 +2,9 @@
 
 Everything an event changes (the event row and its DAG edges, a new state snapshot, the
 room's current state and memberships, forward extremities, a new room, the client's
-transaction ID) is written in ONE transaction: after a crash either all of it is there or
-none of it, and a retransmitted client request finds its transaction ID exactly when the event
-exists.
+transaction ID, its m.relates_to relationship and thread) is written in ONE transaction:
+after a crash either all of it is there or none of it, and a retransmitted client request
+finds its transaction ID exactly when the event exists.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import orjson
 
 from myelin.core.events import PDU, StateKey
 from myelin.storage.database import Database, Statement
+from myelin.storage.stores.relations import relation_statements
+from myelin.storage.stores.search import search_statements
 from myelin.storage.stores.state import StateGroupWrite, state_group_statements
 
 
@@ -61,8 +63,9 @@ class PersistEvent:
 
 
 async def persist_event(db: Database, item: PersistEvent) -> None:
-    """Write everything the event changes, atomically, as one batch."""
-    await db.write_batch(event_statements(item))
+    """Write everything the event changes, atomically, as one batch (with the full-text
+    index rows, whose SQL depends on the engine)."""
+    await db.write_batch(event_statements(item) + search_statements(db.engine, item))
 
 
 def event_statements(item: PersistEvent) -> list[Statement]:
@@ -99,6 +102,9 @@ def event_statements(item: PersistEvent) -> list[Statement]:
             [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)], many=True))
     if not item.outlier and item.rejected_reason is None:
         out += _room_statements(room_id, pdu.event_id, item)
+    # After the redactions row: a redacted thread event no longer counts as thread activity.
+    out += relation_statements(pdu, item.stream_ordering, applied_redaction=item.applies_redaction,
+                               in_timeline=not item.outlier and item.rejected_reason is None)
     if item.client_transaction is not None:
         ct = item.client_transaction
         out.append(Statement(

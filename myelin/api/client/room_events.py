@@ -46,10 +46,15 @@ async def _once_per_transaction(request: MatrixRequest, endpoint: str,
                rate_limit="message")
 async def send(request: MatrixRequest) -> Any:
     room_id, event_type = request.params["roomId"], request.params["eventType"]
-    return await _once_per_transaction(
-        request, f"send/{room_id}/{event_type}",
-        lambda txn: request.services.timeline.append(room_id, request.user.user_id, event_type,
-                                                     request.body, client_txn=txn))
+
+    async def create(txn: tuple[str, str, str, str]) -> PDU:
+        # Inside the transaction step: a retransmitted annotation gets its first answer back.
+        await request.services.relations.check_new_relation(request.user.user_id, event_type,
+                                                            request.body)
+        return await request.services.timeline.append(room_id, request.user.user_id,
+                                                      event_type, request.body, client_txn=txn)
+
+    return await _once_per_transaction(request, f"send/{room_id}/{event_type}", create)
 
 
 class RedactBody(msgspec.Struct):
@@ -132,7 +137,9 @@ async def get_event(request: MatrixRequest) -> dict[str, Any]:
             not await request.services.visibility.is_visible(user.user_id, stored):
         raise not_found("Event not found")
     served = await serve_events([stored], (user.user_id, user.device_id),
-                                request.services.timeline.get_pdus)
+                                request.services.timeline.get_pdus,
+                                bundler=request.services.relations.bundler_for(
+                                    user.user_id, user.device_id))
     return served[0]
 
 

@@ -8,7 +8,7 @@ client format, on redacted events (pruned, with ``unsigned.redacted_because``) a
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from myelin.core.events import PDU
@@ -16,6 +16,16 @@ from myelin.core.redaction import redact
 from myelin.storage.stores.events import StoredEvent
 
 GetPdus = Callable[[list[str]], Awaitable[dict[str, PDU]]]
+Bundler = Callable[[Sequence[StoredEvent]], Awaitable[Mapping[str, dict[str, Any]]]]
+"""Bundled aggregations ("Aggregations of child events") of served events for one viewer:
+``unsigned["m.relations"]`` by event ID (events without any are left out)."""
+BundlerFactory = Callable[[str, str | None], Bundler | None]
+"""The bundler for a viewer (user ID, device ID), as a service that serves events holds it."""
+
+
+def no_bundler(user_id: str, device_id: str | None) -> Bundler | None:
+    """The BundlerFactory of a server without relations: nothing is bundled."""
+    return None
 
 
 def client_event(pdu: PDU, *, now_ms: int | None = None, transaction_id: str | None = None,
@@ -45,12 +55,14 @@ def client_event(pdu: PDU, *, now_ms: int | None = None, transaction_id: str | N
 
 
 async def serve_events(events: Sequence[StoredEvent], viewer: tuple[str, str] | None,
-                       get_pdus: GetPdus) -> list[dict[str, Any]]:
-    """Client format for stored events, as seen by ``viewer`` (user ID, device ID)."""
+                       get_pdus: GetPdus, *,
+                       bundler: Bundler | None = None) -> list[dict[str, Any]]:
+    """Client format for stored events, as seen by ``viewer`` (user ID, device ID); with a
+    ``bundler``, each carries its bundled aggregations in ``unsigned["m.relations"]``."""
     now = int(time.time() * 1000)
     redaction_ids = [e.redacted_by for e in events if e.redacted_by is not None]
     redactions = await get_pdus(redaction_ids) if redaction_ids else {}
-    return [
+    served = [
         client_event(
             e.pdu, now_ms=now,
             transaction_id=e.txn_id if viewer is not None and e.sender_device == viewer[1]
@@ -59,3 +71,8 @@ async def serve_events(events: Sequence[StoredEvent], viewer: tuple[str, str] | 
         )
         for e in events
     ]
+    bundles = await bundler(events) if bundler is not None and events else {}
+    for stored, event in zip(events, served, strict=True):
+        if stored.pdu.event_id in bundles:
+            event["unsigned"]["m.relations"] = bundles[stored.pdu.event_id]
+    return served

@@ -14,7 +14,12 @@ from typing import Any
 from myelin.core.events import StateKey
 from myelin.errors import forbidden, invalid_param, not_found
 from myelin.services.filtering import RoomEventFilter, effective_limit, event_matches
-from myelin.services.rooms.client_format import client_event, serve_events
+from myelin.services.rooms.client_format import (
+    BundlerFactory,
+    client_event,
+    no_bundler,
+    serve_events,
+)
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.sync import parse_sync_token, topological_token
@@ -45,7 +50,8 @@ class Page:
 
 class HistoryService:
     def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
-                 visibility: Visibility) -> None:
+                 visibility: Visibility, bundler_for: BundlerFactory = no_bundler) -> None:
+        self._bundler_for = bundler_for
         self._events = events
         self._state = state
         self._timeline = timeline
@@ -102,7 +108,8 @@ class HistoryService:
                         break
         end = None if exhausted else cursor
         events = await serve_events(chunk, (user_id, device_id) if device_id else None,
-                                    self._timeline.get_pdus)
+                                    self._timeline.get_pdus,
+                                    bundler=self._bundler_for(user_id, device_id))
         state = await self._member_state(room_id, chunk) if room_filter.lazy_load_members \
             else []
         start = from_token or topological_token(*position)
@@ -133,7 +140,8 @@ class HistoryService:
         state_pdus = await self._timeline.get_pdus(list(state_ids.values()))
         return {
             "event": (await serve_events([stored], (user_id, device_id),
-                                         self._timeline.get_pdus))[0],
+                                         self._timeline.get_pdus,
+                                         bundler=self._bundler_for(user_id, device_id)))[0],
             "events_before": before.chunk if before else [],
             "events_after": after.chunk if after else [],
             "start": before.end if before and before.end else topological_token(

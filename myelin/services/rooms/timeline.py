@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,9 @@ class Timeline:
         self._state_groups = state_groups
         self._rooms: dict[str, RoomState] = {}
         self._event_cache: OrderedDict[str, PDU] = OrderedDict()
+        # Called with each event persisted here and its stream position, after the notifier;
+        # a callback must only schedule work (push evaluation), never block or raise.
+        self.on_persisted: list[Callable[[PDU, int], None]] = []
 
     # -- reading --
 
@@ -251,3 +254,5 @@ class Timeline:
             self._state.remember_written(write, room.state)
         users = [pdu.state_key] if pdu.type == "m.room.member" and pdu.state_key else []
         self._notifier.announce(self._stream.current, rooms=[room.room_id], users=users)
+        for callback in self.on_persisted:
+            callback(pdu, stream)
