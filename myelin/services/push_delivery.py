@@ -24,18 +24,16 @@ import aiohttp
 import orjson
 
 from myelin.config import PushConfig
-from myelin.core.auth import PowerLevels
 from myelin.core.events import PDU, StateKey
 from myelin.core.push_rules import (
-    PushContext,
     evaluate_for_user,
-    notification_levels,
     notifies,
     tweaks,
 )
+from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.rooms.client_format import client_event
-from myelin.services.rooms.timeline import CREATE, Timeline
+from myelin.services.rooms.timeline import Timeline
 from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.notifications import Notification, NotificationStore
@@ -224,20 +222,13 @@ class PushDelivery:
             recipients.append(invitee)
         if not recipients:
             return []
-        member_keys: list[StateKey] = [("m.room.member", u) for u in recipients]
-        state = await self._timeline.state_events(room, [CREATE, POWER_LEVELS, *member_keys])
-        sender_level = PowerLevels.from_state(state, room.room_version).user_level(pdu.sender)
-        power = state.get(POWER_LEVELS)
-        levels = notification_levels(power.content if power is not None else None)
+        inputs = await room_push_inputs(self._timeline, room, recipients, len(joined))
         event = client_event(pdu)
         found = []
         ts = now_ms()
         for user_id in recipients:
-            context = PushContext(user_id, len(joined),
-                                  display_name=_text(state.get(("m.room.member", user_id)),
-                                                     "displayname"),
-                                  sender_power_level=sender_level, notification_levels=levels)
-            actions = evaluate_for_user(await self._push_rules.ruleset(user_id), event, context)
+            actions = evaluate_for_user(await self._push_rules.ruleset(user_id), event,
+                                        inputs.context(user_id, pdu.sender))
             if notifies(actions):
                 found.append(Notification(user_id, stream_ordering, pdu.room_id, pdu.event_id,
                                           actions, bool(tweaks(actions).get("highlight")), ts))

@@ -8,23 +8,20 @@ the cost of a sync stays bounded however long a room went unread.
 
 from __future__ import annotations
 
-from myelin.core.auth import PowerLevels
 from myelin.core.push_rules import (
-    PushContext,
     evaluate_for_user,
-    notification_levels,
     notifies,
     tweaks,
 )
+from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.receipts import ReceiptService
 from myelin.services.rooms.client_format import client_event
-from myelin.services.rooms.timeline import CREATE, Timeline
+from myelin.services.rooms.timeline import Timeline
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.state import StateStore
 
 MAX_COUNTED = 200
-POWER_LEVELS = ("m.room.power_levels", "")
 
 
 class UnreadCounter:
@@ -49,23 +46,13 @@ class UnreadCounter:
         room = await self._timeline.room(room_id)
         if room is None:
             return 0, 0
-        member_key = ("m.room.member", user_id)
-        state = await self._timeline.state_events(room, [CREATE, POWER_LEVELS, member_key])
-        levels = PowerLevels.from_state(state, room.room_version)
-        member = state.get(member_key)
-        display_name = member.content.get("displayname") if member else None
         ruleset = await self._push_rules.ruleset(user_id)
-        member_count = await self._state.count_joined(room_id)
-        power_content = state[POWER_LEVELS].content if POWER_LEVELS in state else None
-        notify_levels = notification_levels(power_content)
+        inputs = await room_push_inputs(self._timeline, room, [user_id],
+                                        await self._state.count_joined(room_id))
         notifications = highlights = 0
         for stored in unread:
-            context = PushContext(
-                user_id, member_count,
-                display_name=display_name if isinstance(display_name, str) else None,
-                sender_power_level=levels.user_level(stored.pdu.sender),
-                notification_levels=notify_levels)
-            actions = evaluate_for_user(ruleset, client_event(stored.pdu), context)
+            actions = evaluate_for_user(ruleset, client_event(stored.pdu),
+                                        inputs.context(user_id, stored.pdu.sender))
             if notifies(actions):
                 notifications += 1
                 if tweaks(actions).get("highlight"):
