@@ -86,10 +86,11 @@ class ReceiptService:
                 receipt.receipt_type, {})[receipt.user_id] = data
         return events
 
-    async def latest_read(self, room_id: str, user_id: str) -> str | None:
-        """The newest event the user marked read (public or private receipt)."""
-        public = await self._store.get_user_receipt(room_id, user_id, READ)
-        private = await self._store.get_user_receipt(room_id, user_id, READ_PRIVATE)
+    async def latest_read(self, room_id: str, user_id: str, thread_id: str = "") -> str | None:
+        """The newest event the user marked read (public or private receipt) in one thread:
+        '' for unthreaded receipts, "main" for the main timeline, or a thread root's ID."""
+        public = await self._store.get_user_receipt(room_id, user_id, READ, thread_id)
+        private = await self._store.get_user_receipt(room_id, user_id, READ_PRIVATE, thread_id)
         if public is None or private is None:
             return public or private
         pdus = await self._timeline.get_pdus([public, private])

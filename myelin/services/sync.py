@@ -157,10 +157,15 @@ class SyncService:
                     join[room_id] = await self._room(request, room_id, since, now, full=full)
                     join[room_id]["account_data"]["events"] = room_data.get(room_id, [])
                     join[room_id]["ephemeral"]["events"] = ephemeral.get(room_id, [])
-                    notified, highlighted = await self._unread.counts(request.user_id,
-                                                                      room_id, now)
+                    threaded = room_filter.timeline.unread_thread_notifications
+                    (notified, highlighted), threads = await self._unread.counts(
+                        request.user_id, room_id, now, threaded)
                     join[room_id]["unread_notifications"] = {
                         "highlight_count": highlighted, "notification_count": notified}
+                    if threaded:
+                        join[room_id]["unread_thread_notifications"] = {
+                            root: {"highlight_count": h, "notification_count": n}
+                            for root, (n, h) in threads.items()}
             elif membership == "invite" and membership_changed:
                 invite[room_id] = {"invite_state": {"events": await self._stripped(
                     room_id, event_id)}}

@@ -124,3 +124,29 @@ async def test_unread_notification_counts(homeserver: RunningServer) -> None:
     counts = (await bob.get(f"{V3}/sync")).json["rooms"]["join"][room_id][
         "unread_notifications"]
     assert counts == {"notification_count": 0, "highlight_count": 0}
+
+
+async def test_unread_thread_notifications(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = await shared_room(alice, bob)
+    root = (await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/r",
+                                {"msgtype": "m.text", "body": "root"})).json["event_id"]
+    for i in range(2):
+        await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/t{i}", {
+            "msgtype": "m.text", "body": f"in thread {i}",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    threaded_filter = '{"room":{"timeline":{"unread_thread_notifications":true}}}'
+    body = (await bob.get(f"{V3}/sync?filter={threaded_filter}")).json["rooms"]["join"][room_id]
+    assert body["unread_notifications"] == {"notification_count": 1, "highlight_count": 0}
+    assert body["unread_thread_notifications"] == {
+        root: {"notification_count": 2, "highlight_count": 0}}
+    plain = (await bob.get(f"{V3}/sync")).json["rooms"]["join"][room_id]
+    assert plain["unread_notifications"]["notification_count"] == 3
+    assert "unread_thread_notifications" not in plain
+    last = (await bob.get(f"{V3}/rooms/{room_id}/messages?dir=b&limit=1")).json["chunk"][0]
+    await bob.post(f"{V3}/rooms/{room_id}/receipt/m.read/{last['event_id']}",
+                   {"thread_id": root})
+    body = (await bob.get(f"{V3}/sync?filter={threaded_filter}")).json["rooms"]["join"][room_id]
+    assert body["unread_thread_notifications"] == {}
+    assert body["unread_notifications"]["notification_count"] == 1  # the root is still unread
