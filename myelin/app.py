@@ -186,6 +186,8 @@ async def build_services(config: Config) -> Services:
     visibility = Visibility(state_store, timeline.get_pdus)
     relations = RelationService(RelationStore(db), event_store, state_store, visibility,
                                 timeline.get_pdus)
+    history = HistoryService(event_store, state_store, timeline, visibility,
+                             bundler_for=relations.bundler_for)
     profile_store = ProfileStore(db)
     profiles = ProfileService(profile_store, timeline, state_store, config.server_name)
     account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
@@ -232,8 +234,7 @@ async def build_services(config: Config) -> Services:
         typing=typing,
         receipts=receipts,
         push_rules=push_rules,
-        history=HistoryService(event_store, state_store, timeline, visibility,
-                               bundler_for=relations.bundler_for),
+        history=history,
         directory=directory,
         visibility=visibility,
         redactions=RedactionService(timeline, event_store),
@@ -251,7 +252,7 @@ async def build_services(config: Config) -> Services:
         push_delivery=push_delivery,
         relations=relations,
         search=SearchService(SearchStore(db), event_store, state_store, timeline, visibility,
-                             HistoryService(event_store, state_store, timeline, visibility)),
+                             history, bundler_for=relations.bundler_for),
     )
 
 

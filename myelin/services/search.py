@@ -28,7 +28,12 @@ import orjson
 
 from myelin.errors import MatrixError, bad_json, invalid_param
 from myelin.services.filtering import EventFilter, RoomEventFilter, event_matches
-from myelin.services.rooms.client_format import client_event, serve_events
+from myelin.services.rooms.client_format import (
+    BundlerFactory,
+    client_event,
+    no_bundler,
+    serve_events,
+)
 from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
@@ -123,7 +128,9 @@ def _decode_batch(token: str, order: str) -> _Batch:
 
 class SearchService:
     def __init__(self, store: SearchStore, events: EventStore, state: StateStore,
-                 timeline: Timeline, visibility: Visibility, history: HistoryService) -> None:
+                 timeline: Timeline, visibility: Visibility, history: HistoryService,
+                 bundler_for: BundlerFactory = no_bundler) -> None:
+        self._bundler_for = bundler_for
         self._store = store
         self._events = events
         self._state = state
@@ -148,7 +155,8 @@ class SearchService:
         more = resume is not None
         stored = [s for _, s in hits]
         viewer = (user_id, device_id) if device_id else None
-        served = await serve_events(stored, viewer, self._timeline.get_pdus)
+        served = await serve_events(stored, viewer, self._timeline.get_pdus,
+                                    bundler=self._bundler_for(user_id, device_id))
         results: list[dict[str, Any]] = [{"rank": hit.rank, "result": event}
                                          for (hit, _), event in zip(hits, served, strict=True)]
         if criteria.event_context is not None:

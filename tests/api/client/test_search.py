@@ -334,3 +334,24 @@ async def test_upgraded_room_predecessor_searched(homeserver: RunningServer) -> 
     after = await send(alice, new, "lychee after upgrade")
     assert set(await found(alice, "lychee", filter={"rooms": [new]})) == {before, after}
     assert await found(alice, "lychee", filter={"rooms": [old]}) == [before]
+
+
+async def test_search_results_carry_bundled_edits(homeserver) -> None:
+    from harness import logged_in_user
+
+    alice = await logged_in_user(homeserver, "edith")
+    room_id = (await alice.post("/_matrix/client/v3/createRoom", {})).json["room_id"]
+    original = (await alice.request(
+        "PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/o",
+        {"msgtype": "m.text", "body": "teh quokka"})).json["event_id"]
+    edit = (await alice.request(
+        "PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/e",
+        {"msgtype": "m.text", "body": "* the quokka",
+         "m.new_content": {"msgtype": "m.text", "body": "the quokka"},
+         "m.relates_to": {"rel_type": "m.replace", "event_id": original}})).json["event_id"]
+    found = await alice.post("/_matrix/client/v3/search", {"search_categories": {
+        "room_events": {"search_term": "teh"}}})
+    results = found.json["search_categories"]["room_events"]["results"]
+    assert [r["result"]["event_id"] for r in results] == [original]
+    bundled = results[0]["result"]["unsigned"]["m.relations"]["m.replace"]
+    assert bundled["event_id"] == edit
