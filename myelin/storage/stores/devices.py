@@ -75,6 +75,12 @@ class DeviceStore:
                     user_id, device_id,
                 )
                 hashes.extend(r["token_sha256"] for r in deleted)
+                # Pushers set up from this device go with it, as Synapse does: nobody would
+                # receive those notifications any more.
+                await txn.execute(
+                    "DELETE FROM pushers WHERE user_id = $1 AND device_id = $2",
+                    user_id, device_id,
+                )
                 await txn.execute(
                     "DELETE FROM devices WHERE user_id = $1 AND device_id = $2", user_id, device_id
                 )

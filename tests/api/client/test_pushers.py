@@ -137,3 +137,17 @@ async def test_notifications_list(homeserver: RunningServer) -> None:
     assert "next_token" not in rest
     assert (await bob.get(f"{V3}/notifications?from=nonsense")).status == 400
     assert (await bob.get(f"{V3}/notifications?limit=x")).status == 400
+
+
+async def test_pushers_go_with_their_device(homeserver) -> None:
+    from harness import logged_in_user
+
+    phone = await logged_in_user(homeserver, "pat")
+    laptop = await logged_in_user(homeserver, "pat")
+    body = {"kind": "http", "app_id": "org.example.app", "pushkey": "key-phone",
+            "app_display_name": "App", "device_display_name": "Phone", "lang": "en",
+            "data": {"url": "http://127.0.0.1:9/_matrix/push/v1/notify"}}
+    assert (await phone.post("/_matrix/client/v3/pushers/set", body)).status == 200
+    assert len((await laptop.get("/_matrix/client/v3/pushers")).json["pushers"]) == 1
+    assert (await phone.post("/_matrix/client/v3/logout")).status == 200
+    assert (await laptop.get("/_matrix/client/v3/pushers")).json["pushers"] == []
