@@ -21,9 +21,12 @@ from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.services.account_data import AccountDataService
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
+from myelin.services.cross_signing import CrossSigningService
 from myelin.services.directory import DirectoryService
+from myelin.services.e2e_keys import E2eKeyService, KeyChanges
 from myelin.services.ephemeral import EphemeralStream
 from myelin.services.filtering import FilterService
+from myelin.services.key_backup import KeyBackupService
 from myelin.services.notifier import Notifier
 from myelin.services.presence import PresenceService
 from myelin.services.profiles import ProfileService
@@ -46,6 +49,7 @@ from myelin.services.rooms.visibility import Visibility
 from myelin.services.search import SearchService
 from myelin.services.spaces import SpaceService
 from myelin.services.sync import SyncService
+from myelin.services.to_device import ToDeviceService
 from myelin.services.typing import TypingService
 from myelin.services.uia import UiaService
 from myelin.services.unread import UnreadCounter
@@ -59,8 +63,10 @@ from myelin.storage.stores.account_data import AccountDataStore
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.directory import DirectoryStore
+from myelin.storage.stores.e2e_keys import E2eKeyStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
+from myelin.storage.stores.key_backup import KeyBackupStore
 from myelin.storage.stores.notifications import NotificationStore
 from myelin.storage.stores.profiles import ProfileStore
 from myelin.storage.stores.push_rules import PushRuleStore
@@ -71,6 +77,7 @@ from myelin.storage.stores.reports import ReportStore
 from myelin.storage.stores.search import SearchStore
 from myelin.storage.stores.server_meta import ServerMetaStore
 from myelin.storage.stores.state import StateStore
+from myelin.storage.stores.to_device import ToDeviceStore
 from myelin.storage.stores.tokens import TokenStore
 from myelin.storage.stores.users import UserStore
 
@@ -118,6 +125,10 @@ class Services:
     push_delivery: PushDelivery
     relations: RelationService
     search: SearchService
+    to_device: ToDeviceService
+    key_backup: KeyBackupService
+    e2e_keys: E2eKeyService
+    cross_signing: CrossSigningService
 
 
 async def connect(config: Config) -> Database:
@@ -180,7 +191,13 @@ async def build_services(config: Config) -> Services:
         # One stream for events and account data: a /sync token covers both.
         stream=await StreamPositions.load(db, "events", "stream_ordering",
                                           ("account_data", "stream_id"),
-                                          ("receipts", "stream_id")),
+                                          ("receipts", "stream_id"),
+                                          # Delivered to-device messages are deleted; this
+                                          # keeps their highest position.
+                                          ("to_device_stream", "stream_id"),
+                                          # Device-list changes keep only each user's latest.
+                                          ("device_list_changes", "stream_id"),
+                                          ("device_list_private_changes", "stream_id")),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
     visibility = Visibility(state_store, timeline.get_pdus)
@@ -211,11 +228,17 @@ async def build_services(config: Config) -> Services:
     push_delivery = PushDelivery(config.push, config.server_name, timeline, DirectoryStore(db),
                                  push_rules, pusher_store, notification_store, event_store)
     timeline.on_persisted.append(push_delivery.on_persisted)
+    to_device = ToDeviceService(ToDeviceStore(db), devices, event_store, timeline.stream,
+                                notifier, config.server_name)
+    e2e_store = E2eKeyStore(db)
+    key_changes = KeyChanges(e2e_store, state_store, timeline.stream, notifier)
+    accounts = AccountService(auth, uia, devices, config.server_name)
+    e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,
                                          rate_limiter),
-        accounts=AccountService(auth, uia, devices, config.server_name),
+        accounts=accounts,
         filters=FilterService(FilterStore(db)),
         notifier=notifier,
         event_store=event_store,
@@ -227,7 +250,7 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,
-                                       push_rules), presence, ephemeral,
+                                       push_rules), presence, ephemeral, to_device, e2e_keys,
                          bundler_for=relations.bundler_for),
         presence=presence,
         account_data=account_data,
@@ -253,6 +276,10 @@ async def build_services(config: Config) -> Services:
         relations=relations,
         search=SearchService(SearchStore(db), event_store, state_store, timeline, visibility,
                              history, bundler_for=relations.bundler_for),
+        to_device=to_device,
+        key_backup=KeyBackupService(KeyBackupStore(db)),
+        e2e_keys=e2e_keys,
+        cross_signing=CrossSigningService(e2e_store, key_changes, accounts),
     )
 
 

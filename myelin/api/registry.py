@@ -16,6 +16,8 @@ from myelin.api.client import (
     discovery,
     filters,
     history,
+    key_backup,
+    keys,
     login,
     membership,
     notifications,
@@ -33,6 +35,7 @@ from myelin.api.client import (
     spaces,
     sync,
     tags,
+    to_device,
     user_directory,
     voip,
 )
@@ -69,6 +72,9 @@ _MODULES = (
     user_directory,
     reporting,
     voip,
+    to_device,
+    key_backup,
+    keys,
     federation_discovery,
 )
 

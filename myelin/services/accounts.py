@@ -42,6 +42,15 @@ class AccountService:
             checkers={STAGE_PASSWORD: check_password},
         )
 
+    async def reauthenticate(self, requester: Requester, auth: Mapping[str, Any] | None,
+                             endpoint: str) -> UiaSession:
+        """Password UIA for another service's endpoint (cross-signing key upload); call
+        ``finish_uia`` once the guarded change is done."""
+        return await self._reauthenticate(requester, auth, endpoint)
+
+    def finish_uia(self, session: UiaSession) -> None:
+        self._uia.finish(session)
+
     async def change_password(self, requester: Requester, auth: Mapping[str, Any] | None,
                               new_password: str, *, logout_devices: bool) -> None:
         session = await self._reauthenticate(requester, auth, "account/password")

@@ -17,6 +17,7 @@ from typing import Any
 from myelin.core.events import PDU, StateKey
 from myelin.errors import MatrixError
 from myelin.services.account_data import AccountDataService
+from myelin.services.e2e_keys import E2eKeyService
 from myelin.services.ephemeral import EphemeralStream
 from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
 from myelin.services.notifier import Notifier
@@ -31,6 +32,7 @@ from myelin.services.rooms.client_format import (
 )
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
+from myelin.services.to_device import ToDeviceService
 from myelin.services.typing import TypingService
 from myelin.services.unread import UnreadCounter
 from myelin.storage.sequences import StreamPositions
@@ -80,7 +82,10 @@ class SyncService:
                  account_data: AccountDataService, typing: TypingService,
                  receipts: ReceiptService, push_rules: PushRuleService,
                  unread: UnreadCounter, presence: PresenceService,
-                 ephemeral: EphemeralStream, bundler_for: BundlerFactory = no_bundler) -> None:
+                 ephemeral: EphemeralStream, to_device: ToDeviceService,
+                 e2e_keys: E2eKeyService, bundler_for: BundlerFactory = no_bundler) -> None:
+        self._to_device = to_device
+        self._e2e = e2e_keys
         self._bundler_for = bundler_for
         self._presence = presence
         self._ephemeral = ephemeral
@@ -103,11 +108,18 @@ class SyncService:
         if since_ephemeral is not None and since_ephemeral > self._ephemeral.position:
             since_ephemeral = None  # the server restarted since: send typing/presence afresh
         await self._presence.on_sync(request.user_id, request.set_presence)
+        if since is not None:
+            # The token proves this device received every to-device message up to `since`.
+            await self._to_device.acknowledge(request.user_id, request.device_id, since)
         while True:
             now = self._stream.current
+            # More than one batch pending: the whole sync (and next_batch) stops at the last
+            # message delivered, so the next since= acknowledges only what was sent.
+            to_device, now = await self._to_device.delivery(request.user_id, request.device_id,
+                                                            now)
             ephemeral_now = self._ephemeral.position
             response, has_updates = await self._build(request, since, now, since_ephemeral,
-                                                      ephemeral_now)
+                                                      ephemeral_now, to_device)
             remaining = deadline - time.monotonic()
             if has_updates or since is None or request.full_state or remaining <= 0:
                 return response
@@ -117,8 +129,8 @@ class SyncService:
                 return response
 
     async def _build(self, request: SyncRequest, since: int | None, now: int,
-                     since_ephemeral: int | None,
-                     ephemeral_now: int) -> tuple[dict[str, Any], bool]:
+                     since_ephemeral: int | None, ephemeral_now: int,
+                     to_device: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
@@ -179,16 +191,21 @@ class SyncService:
                                                   left=True)
         presence = [e for e in await self._presence.events_for(request.user_id, since_ephemeral)
                     if event_matches(request.filter.presence, e)]
-        has_updates = bool(join or invite or knock or leave or global_data or presence)
+        changed, left = await self._e2e.device_list_changes(request.user_id, since, now)
+        otk_counts = await self._e2e.one_time_key_counts(request.user_id, request.device_id)
+        fallback_types = await self._e2e.unused_fallback_key_types(request.user_id,
+                                                                   request.device_id)
+        has_updates = bool(join or invite or knock or leave or global_data or presence
+                           or to_device or changed or left)
         response = {
             "next_batch": f"s{now}_{ephemeral_now}",
             "rooms": {"join": join, "invite": invite, "knock": knock, "leave": leave},
             "account_data": {"events": global_data},
             "presence": {"events": presence},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {},
-            "device_unused_fallback_key_types": [],
+            "to_device": {"events": to_device},
+            "device_lists": {"changed": changed, "left": left},
+            "device_one_time_keys_count": otk_counts,
+            "device_unused_fallback_key_types": fallback_types,
         }
         return response, has_updates
 

@@ -81,6 +81,10 @@ class DeviceStore:
                     "DELETE FROM pushers WHERE user_id = $1 AND device_id = $2",
                     user_id, device_id,
                 )
+                await txn.execute(  # undeliverable once the device is gone
+                    "DELETE FROM to_device_messages WHERE user_id = $1 AND device_id = $2",
+                    user_id, device_id,
+                )
                 await txn.execute(
                     "DELETE FROM devices WHERE user_id = $1 AND device_id = $2", user_id, device_id
                 )

@@ -1,0 +1,274 @@
+"""End-to-end encryption key distribution (client-server API, module "End-to-End Encryption",
+"Key management API" and "Tracking the device list for a user"): device keys, one-time and
+fallback keys, key queries and claims, and the device-list change stream /sync reads.
+
+Cross-signing keys and signatures are in ``cross_signing.py``; both share ``KeyChanges`` for
+announcing changes in the shared durable stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import nacl.signing
+
+from myelin.core.signing import SignatureError, decode_base64, verify_json
+from myelin.errors import MatrixError, bad_json, invalid_param
+from myelin.services.notifier import Notifier
+from myelin.storage.database import Statement
+from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.e2e_keys import E2eKeyStore
+from myelin.storage.stores.state import StateStore
+
+CROSS_SIGNING_TYPES = ("master", "self_signing", "user_signing")
+
+
+def invalid_signature(message: str = "Invalid signature") -> MatrixError:
+    return MatrixError(400, "M_INVALID_SIGNATURE", message)
+
+
+def verify_key_from_base64(public_key: str) -> nacl.signing.VerifyKey:
+    try:
+        raw = decode_base64(public_key)
+        return nacl.signing.VerifyKey(raw)
+    except (ValueError, TypeError) as e:  # nacl raises ValueError subclasses on a bad length
+        raise bad_json(f"Invalid ed25519 public key: {e}") from None
+
+
+def check_signature(obj: Mapping[str, Any], user_id: str, key_id: str,
+                    public_key: str) -> None:
+    """Raise M_INVALID_SIGNATURE unless ``obj`` is signed by ``user_id``'s ``key_id``."""
+    try:
+        verify_json(obj, user_id, key_id, verify_key_from_base64(public_key))
+    except SignatureError as e:
+        raise invalid_signature(str(e)) from None
+
+
+def merge_signatures(obj: dict[str, Any], extra: Sequence[tuple[str, str, str]]) -> None:
+    """Add stored (signer user, signer key ID, signature) triples to ``obj["signatures"]``."""
+    if not extra:
+        return
+    signatures = {u: dict(s) for u, s in (obj.get("signatures") or {}).items()
+                  if isinstance(s, dict)}
+    for signer, key_id, signature in extra:
+        signatures.setdefault(signer, {})[key_id] = signature
+    obj["signatures"] = signatures
+
+
+def without_signatures(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
+
+
+class KeyChanges:
+    """Writes that change someone's keys take a position in the shared durable stream, commit
+    with the change marker, and wake the /sync long-polls that should hear about it."""
+
+    def __init__(self, store: E2eKeyStore, state_store: StateStore, stream: StreamPositions,
+                 notifier: Notifier) -> None:
+        self._store = store
+        self._state = state_store
+        self._stream = stream
+        self._notifier = notifier
+
+    async def write(self, user_id: str, statements: list[Statement], *,
+                    announce: bool = True, private_targets: Sequence[str] = ()) -> None:
+        """Run ``statements`` atomically; with ``announce`` mark ``user_id``'s keys changed for
+        everyone sharing a room; ``private_targets`` are users only ``user_id`` hears about."""
+        if not announce and not private_targets:
+            await self._store.write(statements)
+            return
+        position = self._stream.allocate()
+        try:
+            batch = list(statements)
+            if announce:
+                batch.append(self._store.mark_changed(user_id, position))
+            if private_targets:
+                batch.append(self._store.mark_changed_for(user_id, private_targets, position))
+            await self._store.write(batch)
+        finally:
+            self._stream.finish(position)
+        rooms = await self._state.list_rooms_for_user(user_id, "join") if announce else []
+        self._notifier.announce(self._stream.current, rooms=rooms, users=[user_id])
+
+
+class E2eKeyService:
+    def __init__(self, store: E2eKeyStore, changes: KeyChanges, server_name: str) -> None:
+        self._store = store
+        self._changes = changes
+        self._server_name = server_name
+
+    # -- POST /keys/upload --
+
+    async def upload(self, user_id: str, device_id: str, device_keys: Any,
+                     one_time_keys: Any, fallback_keys: Any) -> dict[str, int]:
+        """Validate everything first, then store it all in one batch (or nothing)."""
+        statements: list[Statement] = []
+        keys_changed = False
+        if device_keys is not None:
+            checked = self._check_device_keys(user_id, device_id, device_keys)
+            existing = await self._store.get_device_keys(user_id, device_id)
+            if existing is not None and existing.get("keys") != checked["keys"]:
+                # Synapse refuses this as well: a device's identity keys never change.
+                raise invalid_param(f"Device keys for {device_id} already exist and differ")
+            if existing is None or without_signatures(existing) != without_signatures(checked) \
+                    or existing.get("signatures") != checked.get("signatures"):
+                statements.append(self._store.put_device_keys(user_id, device_id, checked))
+                keys_changed = True
+        if one_time_keys is not None:
+            new = self._parse_keys(one_time_keys, "one_time_keys")
+            stored = await self._store.get_one_time_keys(user_id, device_id)
+            fresh: list[tuple[str, str, Any]] = []
+            for (algorithm, key_id), key in new.items():
+                old = stored.get((algorithm, key_id), _MISSING)
+                if old is _MISSING:
+                    fresh.append((algorithm, key_id, key))
+                elif old != key:
+                    raise invalid_param(f"One time key {algorithm}:{key_id} already exists")
+            if fresh:
+                statements.append(self._store.add_one_time_keys(user_id, device_id, fresh))
+        if fallback_keys is not None:
+            new = self._parse_keys(fallback_keys, "fallback_keys")
+            algorithms = [algorithm for algorithm, _ in new]
+            if len(set(algorithms)) != len(algorithms):
+                raise bad_json("Only one fallback key per algorithm may be uploaded")
+            stored_fallback = await self._store.get_fallback_keys(user_id, device_id)
+            for (algorithm, key_id), key in new.items():
+                current = stored_fallback.get(algorithm)
+                if current is not None and current[0] == key_id and current[1] == key:
+                    continue  # the same key again: keep its used flag
+                statements.append(
+                    self._store.put_fallback_key(user_id, device_id, algorithm, key_id, key))
+        if statements:
+            await self._changes.write(user_id, statements, announce=keys_changed)
+        return await self._store.count_one_time_keys(user_id, device_id)
+
+    def _check_device_keys(self, user_id: str, device_id: str, keys: Any) -> dict[str, Any]:
+        if not isinstance(keys, dict):
+            raise bad_json("device_keys must be an object")
+        if keys.get("user_id") != user_id or keys.get("device_id") != device_id:
+            raise invalid_param("user_id and device_id of device_keys must be the requester's")
+        algorithms = keys.get("algorithms")
+        if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+            raise bad_json("device_keys.algorithms must be a list of strings")
+        identity = keys.get("keys")
+        if not isinstance(identity, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in identity.items()):
+            raise bad_json("device_keys.keys must map key IDs to strings")
+        for key_id in identity:
+            if key_id.partition(":")[2] != device_id:
+                raise invalid_param(f"Key ID {key_id!r} must be <algorithm>:{device_id}")
+        ed25519 = identity.get(f"ed25519:{device_id}")
+        if ed25519 is None or f"curve25519:{device_id}" not in identity:
+            raise invalid_param(f"device_keys.keys needs ed25519:{device_id} and "
+                                f"curve25519:{device_id}")
+        if not isinstance(keys.get("signatures"), dict):
+            raise bad_json("device_keys.signatures must be an object")
+        check_signature(keys, user_id, f"ed25519:{device_id}", ed25519)
+        return {k: v for k, v in keys.items() if k != "unsigned"}
+
+    @staticmethod
+    def _parse_keys(keys: Any, name: str) -> dict[tuple[str, str], Any]:
+        if not isinstance(keys, dict):
+            raise bad_json(f"{name} must be an object")
+        out: dict[tuple[str, str], Any] = {}
+        for full_id, key in keys.items():
+            algorithm, sep, key_id = full_id.partition(":")
+            if not sep or not algorithm or not key_id:
+                raise bad_json(f"{name}: key ID {full_id!r} must be <algorithm>:<key_id>")
+            if isinstance(key, dict):
+                if not isinstance(key.get("key"), str):
+                    raise bad_json(f"{name}: {full_id} has no 'key' string")
+                if not isinstance(key.get("signatures", {}), dict):
+                    raise bad_json(f"{name}: {full_id} has invalid signatures")
+            elif not isinstance(key, str):
+                raise bad_json(f"{name}: {full_id} must be a string or an object")
+            out[(algorithm, key_id)] = key
+        return out
+
+    # -- POST /keys/query --
+
+    async def query(self, requester_id: str, device_keys: Mapping[str, Sequence[str]]
+                    ) -> dict[str, Any]:
+        result: dict[str, Any] = {"device_keys": {}, "failures": {}, "master_keys": {},
+                                  "self_signing_keys": {}, "user_signing_keys": {}}
+        for user_id, device_ids in device_keys.items():
+            if not user_id.startswith("@") or user_id.partition(":")[2] != self._server_name:
+                continue  # remote users need federation, which is not there yet
+            signatures = await self._store.get_signatures(user_id, requester_id)
+            devices: dict[str, Any] = {}
+            for device_id, keys, display_name in await self._store.list_device_keys(
+                    user_id, device_ids):
+                merge_signatures(keys, signatures.get(device_id, []))
+                if display_name is not None:
+                    keys["unsigned"] = {"device_display_name": display_name}
+                devices[device_id] = keys
+            result["device_keys"][user_id] = devices
+            cross = await self._store.get_cross_signing_keys(user_id)
+            for key_type in CROSS_SIGNING_TYPES:
+                key = cross.get(key_type)
+                if key is None or (key_type == "user_signing" and user_id != requester_id):
+                    continue
+                public = public_key_of(key)
+                if public is not None:
+                    merge_signatures(key, signatures.get(public, []))
+                result[f"{key_type}_keys"][user_id] = key
+        return result
+
+    # -- POST /keys/claim --
+
+    async def claim(self, one_time_keys: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+        claimed: dict[str, dict[str, dict[str, Any]]] = {}
+        for user_id, devices in one_time_keys.items():
+            if user_id.partition(":")[2] != self._server_name:
+                continue
+            for device_id, algorithm in devices.items():
+                found = await self._store.claim_one_time_key(user_id, device_id, algorithm)
+                if found is None:
+                    found = await self._store.claim_fallback_key(user_id, device_id, algorithm)
+                if found is not None:
+                    key_id, key = found
+                    claimed.setdefault(user_id, {}).setdefault(device_id, {})[
+                        f"{algorithm}:{key_id}"] = key
+        return {"one_time_keys": claimed, "failures": {}}
+
+    # -- for /sync --
+
+    async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
+        return await self._store.count_one_time_keys(user_id, device_id)
+
+    async def unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
+        return await self._store.unused_fallback_algorithms(user_id, device_id)
+
+    async def device_list_changes(self, user_id: str, since_stream: int | None,
+                                  upto: int) -> tuple[list[str], list[str]]:
+        """(changed, left) for /sync's ``device_lists`` and GET /keys/changes.
+
+        changed: users sharing a room with ``user_id`` (or ``user_id`` itself) whose device or
+        cross-signing keys changed in (since, upto], users who started sharing a room in that
+        window, and users whose master key ``user_id`` signed. left: users who stopped sharing
+        every room. An initial sync (``since_stream`` None) reports nothing, as Synapse does.
+        """
+        if since_stream is None or upto <= since_stream:
+            return [], []
+        changed = await self._store.changed_key_owners(user_id, since_stream, upto)
+        changed |= await self._store.newly_shared(user_id, since_stream, upto)
+        candidates = await self._store.maybe_left(user_id, since_stream, upto)
+        left: set[str] = set()
+        if candidates:
+            shared = await self._store.users_sharing_rooms(user_id)
+            left = candidates - shared - {user_id}
+        changed -= left
+        return sorted(changed), sorted(left)
+
+
+def public_key_of(key: Mapping[str, Any]) -> str | None:
+    """The public key of a stored cross-signing key (its single ``ed25519:<pub>`` entry)."""
+    keys = key.get("keys")
+    if isinstance(keys, dict) and len(keys) == 1:
+        value = next(iter(keys.values()))
+        return value if isinstance(value, str) else None
+    return None
+
+
+_MISSING = object()

@@ -1,0 +1,133 @@
+"""Send-to-Device messaging (client-server API module "Send-to-Device messaging").
+
+A send stores one message per target device, all at one position of the shared durable stream,
+in the same write as the client transaction ID, so a retransmission gets the first answer and
+sends nothing. /sync delivers a device's messages oldest first and deletes them once a later
+sync token proves the device received them (``acknowledge``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from myelin.errors import bad_json, too_large
+from myelin.ids import UserID
+from myelin.services.notifier import Notifier
+from myelin.storage.database import IntegrityError
+from myelin.storage.sequences import StreamPositions
+from myelin.storage.stores.devices import DeviceStore
+from myelin.storage.stores.events import EventStore
+from myelin.storage.stores.to_device import ToDeviceStore
+
+MAX_CONTENT_BYTES = 65536  # one message's content, as compact JSON
+MAX_MESSAGES = 10000  # (user, device) entries of one request, counting "*" once
+DEFAULT_LIMIT = 100  # per /sync, as the module recommends
+ALL_DEVICES = "*"
+_EMPTY_RESPONSE = b"{}"
+
+
+class ToDeviceService:
+    def __init__(self, store: ToDeviceStore, devices: DeviceStore, events: EventStore,
+                 stream: StreamPositions, notifier: Notifier, server_name: str) -> None:
+        self._store = store
+        self._devices = devices
+        self._events = events
+        self._stream = stream
+        self._notifier = notifier
+        self._server_name = server_name
+
+    async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str,
+                   messages: Any) -> bytes:
+        """PUT /sendToDevice/{eventType}/{txnId}; returns the response body (JSON)."""
+        endpoint = f"sendToDevice/{event_type}"
+        stored = await self._events.get_client_transaction(sender, sender_device, endpoint,
+                                                           txn_id)
+        if stored is not None:
+            return stored
+        deliveries = await self._deliveries(messages)
+        transaction = (sender, sender_device, endpoint, txn_id, _EMPTY_RESPONSE,
+                       int(time.time() * 1000))
+        position = self._stream.allocate()
+        try:
+            await self._store.add(sender, event_type, position, deliveries, transaction)
+        except IntegrityError:
+            # The same transaction raced in on another connection and won: answer as it did.
+            stored = await self._events.get_client_transaction(sender, sender_device,
+                                                               endpoint, txn_id)
+            if stored is None:
+                raise
+            return stored
+        finally:
+            self._stream.finish(position)
+        if deliveries:
+            self._notifier.announce(self._stream.current,
+                                    users={user_id for user_id, _, _ in deliveries})
+        return _EMPTY_RESPONSE
+
+    async def _deliveries(self, messages: Any) -> list[tuple[str, str, bytes]]:
+        """Validate the whole request, then list (user_id, device_id, content JSON) for every
+        existing local device it targets. Remote users are skipped (no federation yet)."""
+        if not isinstance(messages, dict):
+            raise bad_json("'messages' must be an object")
+        checked: list[tuple[str, dict[str, bytes]]] = []
+        entries = 0
+        for user_id, by_device in messages.items():
+            parsed = UserID.parse(user_id)
+            if not isinstance(by_device, dict):
+                raise bad_json(f"messages[{user_id!r}] must be an object")
+            encoded: dict[str, bytes] = {}
+            for device_id, content in by_device.items():
+                if not isinstance(content, dict):
+                    raise bad_json(f"messages[{user_id!r}][{device_id!r}] must be an object")
+                data = orjson.dumps(content)
+                if len(data) > MAX_CONTENT_BYTES:
+                    raise too_large(f"A to-device message may hold at most {MAX_CONTENT_BYTES}"
+                                    " bytes of content")
+                encoded[device_id] = data
+            entries += len(encoded)
+            if entries > MAX_MESSAGES:
+                raise too_large(f"At most {MAX_MESSAGES} messages per request")
+            if parsed.domain == self._server_name:
+                checked.append((user_id, encoded))
+        deliveries: list[tuple[str, str, bytes]] = []
+        for user_id, encoded in checked:
+            known = [d.device_id for d in await self._devices.list_devices(user_id)]
+            wildcard = encoded.get(ALL_DEVICES)
+            for device_id in known:
+                # A message for a named device wins over the "*" one: one message per device.
+                content = encoded.get(device_id, wildcard)
+                if content is not None:
+                    deliveries.append((user_id, device_id, content))
+        return deliveries
+
+    async def pending(self, user_id: str, device_id: str, upto_stream: int,
+                      limit: int = DEFAULT_LIMIT) -> tuple[list[dict[str, Any]], bool]:
+        """The device's messages at positions <= ``upto_stream``, oldest first, at most
+        ``limit``; the bool says whether more (<= ``upto_stream``) remain."""
+        events, _, more = await self._batch(user_id, device_id, upto_stream, limit)
+        return events, more
+
+    async def delivery(self, user_id: str, device_id: str, upto_stream: int,
+                       limit: int = DEFAULT_LIMIT) -> tuple[list[dict[str, Any]], int]:
+        """What one /sync delivers: the events, and the stream position the sync must cover
+        (its next_batch): ``upto_stream`` when everything pending fits, else the position of
+        the last event delivered, so the next sync's acknowledgement cannot delete the rest."""
+        events, last, more = await self._batch(user_id, device_id, upto_stream, limit)
+        return events, (last if more else upto_stream)
+
+    async def _batch(self, user_id: str, device_id: str, upto_stream: int,
+                     limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+        if limit < 1:
+            raise ValueError("to-device limit must be positive")
+        rows = await self._store.pending(user_id, device_id, upto_stream, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        events = [{"type": r.type, "sender": r.sender, "content": r.content} for r in rows]
+        return events, (rows[-1].stream_id if rows else upto_stream), more
+
+    async def acknowledge(self, user_id: str, device_id: str, upto_stream: int) -> None:
+        """The device's sync token covers ``upto_stream``: it has every message up to there."""
+        await self._store.delete_upto(user_id, device_id, upto_stream)
