@@ -234,6 +234,7 @@ async def build_services(config: Config) -> Services:
     key_changes = KeyChanges(e2e_store, state_store, timeline.stream, notifier)
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
+    auth.on_devices_removed.append(e2e_keys.devices_removed)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,

@@ -67,7 +67,10 @@ class AccountService:
     async def delete_devices(self, requester: Requester, auth: Mapping[str, Any] | None,
                              device_ids: list[str]) -> None:
         session = await self._reauthenticate(requester, auth, "delete_devices")
+        existing = {d.device_id for d in await self._devices.list_devices(requester.user_id)}
         self._auth.forget(await self._devices.delete_devices(requester.user_id, device_ids))
+        await self._auth.devices_removed(requester.user_id,
+                                         [d for d in device_ids if d in existing])
         self._uia.finish(session)
 
     async def create_login_token(self, requester: Requester,

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from myelin.errors import MatrixError, forbidden, unknown_token
@@ -80,6 +81,7 @@ class AuthService:
         self._refreshable_lifetime_ms = refreshable_lifetime_ms
         # login token -> (user ID, expiry): short-lived and single-use, so memory is enough.
         self._login_tokens: dict[str, tuple[str, float]] = {}
+        self.on_devices_removed: list[Callable[[str, list[str]], Awaitable[None]]] = []
         self._server_name = server_name
         self._bcrypt_rounds = bcrypt_rounds
         self._cache: OrderedDict[str, tuple[Requester, int | None]] = OrderedDict()
@@ -191,10 +193,20 @@ class AuthService:
     async def logout(self, requester: Requester) -> None:
         """Client-server API, "POST /logout": the device and all its tokens go."""
         self.forget(await self._devices.delete_device(requester.user_id, requester.device_id))
+        await self.devices_removed(requester.user_id, [requester.device_id])
 
     async def logout_all(self, user_id: str, *, keep_device: str | None = None) -> None:
         """"POST /logout/all" (and password changes): every device but ``keep_device`` goes."""
+        gone = [d.device_id for d in await self._devices.list_devices(user_id)
+                if d.device_id != keep_device]
         self.forget(await self._devices.delete_devices(user_id, None, keep=keep_device))
+        await self.devices_removed(user_id, gone)
+
+    async def devices_removed(self, user_id: str, device_ids: list[str]) -> None:
+        """Tell the services that keep per-device data (E2EE keys) that devices are gone."""
+        if device_ids:
+            for callback in self.on_devices_removed:
+                await callback(user_id, device_ids)
 
     def forget(self, token_hashes: list[str]) -> None:
         """Drop revoked tokens from the cache so they stop working at once."""

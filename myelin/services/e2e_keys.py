@@ -98,6 +98,12 @@ class E2eKeyService:
         self._changes = changes
         self._server_name = server_name
 
+    async def devices_removed(self, user_id: str, device_ids: list[str]) -> None:
+        """Deleted devices take their keys with them, and everyone sharing a room hears of
+        the change (their clients stop encrypting for those devices)."""
+        await self._changes.write(user_id, self._store.delete_device_statements(user_id,
+                                                                                device_ids))
+
     # -- POST /keys/upload --
 
     async def upload(self, user_id: str, device_id: str, device_keys: Any,

@@ -28,6 +28,12 @@ class E2eKeyStore:
 
     # -- device keys --
 
+
+    def delete_device_statements(self, user_id: str, device_ids: list[str]) -> list[Statement]:
+        rows = [(user_id, d) for d in device_ids]
+        return [Statement(f"DELETE FROM {table} WHERE user_id = $1 AND device_id = $2", rows,
+                          many=True)
+                for table in ("e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys")]
     async def get_device_keys(self, user_id: str, device_id: str) -> dict[str, Any] | None:
         value = await self._db.fetchval(
             "SELECT key_json FROM e2e_device_keys WHERE user_id = $1 AND device_id = $2",

@@ -243,3 +243,38 @@ async def test_device_list_changes_and_sync_wakeup(homeserver: RunningServer) ->
     assert bad.status == 400
     missing = await alice.client.get(f"{V3}/keys/changes?from={start}")
     assert missing.status == 400
+
+
+async def test_logout_removes_the_device_keys_and_announces_it(homeserver) -> None:
+    import nacl.signing
+
+    from myelin.core.signing import encode_base64, sign_json
+
+    from harness import logged_in_user
+
+    alice = await logged_in_user(homeserver, "kalice")
+    bob = await logged_in_user(homeserver, "kbob")
+    room_id = (await alice.post("/_matrix/client/v3/createRoom",
+                                {"preset": "public_chat"})).json["room_id"]
+    await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    device = (await bob.get("/_matrix/client/v3/account/whoami")).json["device_id"]
+    key = nacl.signing.SigningKey.generate()
+    public = encode_base64(bytes(key.verify_key))
+    device_keys = {"user_id": "@kbob:test.local", "device_id": device,
+                   "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+                   "keys": {f"ed25519:{device}": public, f"curve25519:{device}": public}}
+    signed = sign_json(device_keys, "@kbob:test.local", key, f"ed25519:{device}")
+    assert (await bob.post("/_matrix/client/v3/keys/upload",
+                           {"device_keys": signed})).status == 200
+    token = (await alice.get("/_matrix/client/v3/sync")).json["next_batch"]
+    query = {"device_keys": {"@kbob:test.local": []}}
+    before = await alice.post("/_matrix/client/v3/keys/query", query)
+    assert device in before.json["device_keys"]["@kbob:test.local"]
+    assert (await bob.post("/_matrix/client/v3/logout")).status == 200
+    after = await alice.post("/_matrix/client/v3/keys/query", query)
+    assert after.json["device_keys"].get("@kbob:test.local", {}) == {}
+    changes = (await alice.get(f"/_matrix/client/v3/sync?since={token}")).json
+    assert "@kbob:test.local" in changes["device_lists"]["changed"]
+    rows = await homeserver.services.db.fetch(
+        "SELECT device_id FROM e2e_device_keys WHERE user_id = '@kbob:test.local'")
+    assert rows == []
