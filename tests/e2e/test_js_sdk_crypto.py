@@ -8,7 +8,7 @@ decrypts. Then alice bootstraps cross-signing (UIA with m.login.password for
 uploaded to the backup. The script prints one JSON line; the test asserts it, asks the server for
 the backed-up keys itself, and checks that the plaintext never reached the server's database.
 
-The npm packages are installed by the ``node`` fixture of ``test_matrix_js_sdk``.
+The npm packages are installed by the ``node`` fixture (tests/js_clients.py).
 """
 
 from __future__ import annotations
@@ -16,55 +16,19 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-from test_matrix_js_sdk import JS_DIR, node  # noqa: F401  (the session fixture)
-
-from cli_harness import ServerProcess, free_port, generate_config, http_get
+from cli_harness import ServerProcess, http_get
+from js_clients import JS_DIR, run_node_script
 
 SCRIPT = JS_DIR / "crypto_roundtrip.mjs"
 SCRIPT_TIMEOUT = 60
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    config = generate_config(tmp_path, port=port, bcrypt_rounds=4,
-                             extra=("--enable-registration",))
-    raw = yaml.safe_load(config.read_text())
-    raw["rate_limits"]["message"]["burst"] = 1000
-    raw["rate_limits"]["registration"]["burst"] = 100
-    raw.setdefault("logging", {})["access_log"] = True
-    config.write_text(yaml.safe_dump(raw))
-
-    proc = ServerProcess("--config", str(config), cwd=tmp_path, port=port)
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        code, output = proc.stop()
-        print(f"--- myelin run (exit {code}) ---\n{output[-20000:]}")
-
-
-def run_script(node: str, server: ServerProcess, marker: str) -> dict[str, Any]:  # noqa: F811
-    command = [node, str(SCRIPT), "--base-url", server.url, "--marker", marker,
-               "--timeout", str(SCRIPT_TIMEOUT)]
-    try:
-        result = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True,
-                                timeout=SCRIPT_TIMEOUT + 15)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the node script outlived its own hard timeout:\n{e.stderr}", pytrace=False)
-    lines = result.stdout.strip().splitlines()
-    assert lines, f"no result line (exit {result.returncode}); stderr:\n{result.stderr[-5000:]}"
-    report: dict[str, Any] = json.loads(lines[-1])
-    report["_exit"] = result.returncode
-    report["_stderr"] = result.stderr[-5000:]
-    return report
+def run_script(node: str, server: ServerProcess, marker: str) -> dict[str, Any]:
+    return run_node_script(node, SCRIPT, "--base-url", server.url, "--marker", marker,
+                           "--timeout", str(SCRIPT_TIMEOUT), timeout=SCRIPT_TIMEOUT)
 
 
 def explain(report: dict[str, Any]) -> str:
@@ -74,7 +38,8 @@ def explain(report: dict[str, Any]) -> str:
 
 
 def test_js_sdk_rust_crypto_roundtrip_cross_signing_and_backup(
-        node: str, server: ServerProcess, tmp_path: Path) -> None:  # noqa: F811
+        node: str, js_server: ServerProcess, tmp_path: Path) -> None:
+    server = js_server
     marker = f"plaintext-{secrets.token_hex(8)}"
     report = run_script(node, server, marker)
     assert report["ok"] and report["_exit"] == 0, explain(report)

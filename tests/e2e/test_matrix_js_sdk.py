@@ -17,26 +17,15 @@ once and reused until the lockfile changes.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from cli_harness import ServerProcess, free_port, generate_config
+from cli_harness import ServerProcess
+from js_clients import JS_DIR, run_node_script
 
-JS_DIR = Path(__file__).with_name("js")
 SCRIPT = JS_DIR / "sync_and_paginate.mjs"
-NODE_MODULES = JS_DIR / "node_modules"
-INSTALL_STAMP = NODE_MODULES / ".myelin-install-stamp"
-MIN_NODE_MAJOR = 20
-NPM_TIMEOUT = 300
 SCRIPT_TIMEOUT = 60  # the script's own hard limit; the subprocess gets a little more
 
 HISTORY = 25  # sent before bob's client starts
@@ -64,93 +53,12 @@ MIDI_CONTENT: dict[str, Any] = {
 
 
 
-def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        pytest.fail(
-            f"`{name}` is not on PATH: this end-to-end test needs Node.js >= {MIN_NODE_MAJOR} "
-            f"and npm (install them, e.g. `apt-get install nodejs npm`); it is not skipped",
-            pytrace=False,
-        )
-    return found
-
-
-def _install_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        path = JS_DIR / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"-"))
-    return digest.hexdigest()
-
-
-@pytest.fixture(scope="session")
-def node() -> str:
-    """Path of `node`, with the npm packages installed (`npm ci`, once per lockfile)."""
-    node = _tool("node")
-    npm = _tool("npm")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
-    major = int(version.stdout.strip().lstrip("v").split(".")[0] or 0)
-    if major < MIN_NODE_MAJOR:
-        pytest.fail(f"Node.js {version.stdout.strip()} is too old: need >= {MIN_NODE_MAJOR}",
-                    pytrace=False)
-
-    fingerprint = _install_fingerprint()
-    stamped = INSTALL_STAMP.read_text() if INSTALL_STAMP.exists() else None
-    if stamped != fingerprint or not (NODE_MODULES / "matrix-js-sdk" / "package.json").exists():
-        locked = (JS_DIR / "package-lock.json").exists()
-        command = [npm, "ci" if locked else "install", "--no-audit", "--no-fund",
-                   "--ignore-scripts"]
-        try:
-            result = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True,
-                                    timeout=NPM_TIMEOUT,
-                                    env={**os.environ, "npm_config_update_notifier": "false"})
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`{' '.join(command[1:])}` in {JS_DIR} took over {NPM_TIMEOUT} s",
-                        pytrace=False)
-        if result.returncode != 0:
-            pytest.fail(f"`npm {' '.join(command[1:])}` in {JS_DIR} failed "
-                        f"({result.returncode}):\n{result.stdout}\n{result.stderr}", pytrace=False)
-        INSTALL_STAMP.write_text(_install_fingerprint())
-    return node
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    config = generate_config(tmp_path, port=port, bcrypt_rounds=4,
-                             extra=("--enable-registration",))
-    raw = yaml.safe_load(config.read_text())
-    # The defaults (10 sends then one every 5 s; 3 /register requests, and each UIA round counts)
-    # are for people: the client here registers two users and sends ~35 events in a second.
-    raw["rate_limits"]["message"]["burst"] = 1000
-    raw["rate_limits"]["registration"]["burst"] = 100
-    raw.setdefault("logging", {})["access_log"] = True  # the server's side of a failure
-    config.write_text(yaml.safe_dump(raw))
-
-    proc = ServerProcess("--config", str(config), cwd=tmp_path, port=port)
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        code, output = proc.stop()
-        print(f"--- myelin run (exit {code}) ---\n{output[-20000:]}")
 
 
 def run_script(node: str, server: ServerProcess, *extra: str) -> dict[str, Any]:
-    command = [node, str(SCRIPT), "--base-url", server.url, "--history", str(HISTORY),
-               "--live", str(LIVE), "--midi-content", json.dumps(MIDI_CONTENT),
-               "--timeout", str(SCRIPT_TIMEOUT), *extra]
-    try:
-        result = subprocess.run(command, cwd=JS_DIR, capture_output=True, text=True,
-                                timeout=SCRIPT_TIMEOUT + 15)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"the node script outlived its own hard timeout:\n{e.stderr}", pytrace=False)
-    lines = result.stdout.strip().splitlines()
-    assert lines, f"no result line (exit {result.returncode}); stderr:\n{result.stderr[-5000:]}"
-    report: dict[str, Any] = json.loads(lines[-1])
-    report["_exit"] = result.returncode
-    report["_stderr"] = result.stderr[-5000:]
-    return report
+    return run_node_script(node, SCRIPT, "--base-url", server.url, "--history", str(HISTORY),
+                           "--live", str(LIVE), "--midi-content", json.dumps(MIDI_CONTENT),
+                           "--timeout", str(SCRIPT_TIMEOUT), *extra, timeout=SCRIPT_TIMEOUT)
 
 
 def explain(report: dict[str, Any]) -> str:
@@ -163,10 +71,10 @@ def explain(report: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("lazy_members", [False, True], ids=["all-members", "lazy-members"])
-def test_js_sdk_sync_loop_and_back_pagination(node: str, server: ServerProcess,
+def test_js_sdk_sync_loop_and_back_pagination(node: str, js_server: ServerProcess,
                                               lazy_members: bool) -> None:
     extra = ("--lazy-load-members",) if lazy_members else ()
-    report = run_script(node, server, *extra)
+    report = run_script(node, js_server, *extra)
     assert report["ok"] and report["_exit"] == 0, explain(report)
 
     pinned = json.loads((JS_DIR / "package.json").read_text())["dependencies"]["matrix-js-sdk"]
