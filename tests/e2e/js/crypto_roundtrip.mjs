@@ -10,6 +10,7 @@
 import { Console } from "node:console";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
+import { createHttpLog, describeError } from "./http_log.mjs";
 
 globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
 
@@ -59,46 +60,8 @@ const hardTimer = setTimeout(() => {
     emit(2);
 }, hardTimeoutMs);
 
-const httpLog = [];
-async function loggingFetch(input, init = {}) {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    const entry = {
-        t_ms: Date.now() - startedAt,
-        method: (init.method ?? "GET").toUpperCase(),
-        path: url.pathname + (url.search ? url.search.replace(/access_token=[^&]*/, "access_token=…") : ""),
-        status: null,
-    };
-    httpLog.push(entry);
-    report.http.requests += 1;
-    let response;
-    try {
-        response = await globalThis.fetch(input, init);
-    } catch (e) {
-        entry.status = `network error: ${e?.name ?? e}`;
-        throw e;
-    }
-    entry.status = response.status;
-    if (!response.ok) {
-        let body = "";
-        try {
-            body = (await response.clone().text()).slice(0, 500);
-        } catch {
-            // unreadable
-        }
-        entry.body = body;
-        report.http.non_2xx.push(entry);
-    }
-    if (args.verbose) process.stderr.write(`[http] ${entry.method} ${entry.path} -> ${entry.status}\n`);
-    return response;
-}
+const { log: httpLog, loggingFetch } = createHttpLog(report, startedAt, args.verbose);
 
-function describeError(e) {
-    if (e && typeof e === "object" && "httpStatus" in e) {
-        const where = e.url ? ` from ${new URL(e.url).pathname}` : "";
-        return `${e.name}: HTTP ${e.httpStatus}${where}: ${e.data ? JSON.stringify(e.data) : e.message}`;
-    }
-    return e?.stack ?? String(e);
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(check, ms, what) {

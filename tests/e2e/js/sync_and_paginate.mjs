@@ -11,6 +11,7 @@
 import { Console } from "node:console";
 import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual, parseArgs } from "node:util";
+import { createHttpLog, describeError } from "./http_log.mjs";
 
 // The SDK's logger looks `console` up on every call: send all of it to stderr so that stdout
 // carries nothing but the result line.
@@ -80,38 +81,7 @@ const hardTimer = setTimeout(() => {
 let phase = "starting";
 
 // Every HTTP exchange the SDK makes goes through here, so a failure can name the request.
-const httpLog = [];
-async function loggingFetch(input, init = {}) {
-    const url = new URL(input instanceof Request ? input.url : String(input)); // string or URL
-    const entry = {
-        t_ms: Date.now() - startedAt,
-        method: (init.method ?? "GET").toUpperCase(),
-        path: url.pathname + (url.search ? url.search.replace(/access_token=[^&]*/, "access_token=…") : ""),
-        status: null,
-    };
-    httpLog.push(entry);
-    report.http.requests += 1;
-    let response;
-    try {
-        response = await globalThis.fetch(input, init);
-    } catch (e) {
-        entry.status = `network error: ${e?.name ?? e}`;
-        throw e;
-    }
-    entry.status = response.status;
-    if (!response.ok) {
-        let body = "";
-        try {
-            body = (await response.clone().text()).slice(0, 500);
-        } catch {
-            // body unreadable: keep the status alone
-        }
-        entry.body = body;
-        report.http.non_2xx.push(entry);
-    }
-    if (args.verbose) process.stderr.write(`[http] ${entry.method} ${entry.path} -> ${entry.status}\n`);
-    return response;
-}
+const { log: httpLog, loggingFetch } = createHttpLog(report, startedAt, args.verbose);
 
 function withTimeout(promise, ms, what) {
     let timer;
@@ -121,13 +91,6 @@ function withTimeout(promise, ms, what) {
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-function describeError(e) {
-    if (e && typeof e === "object" && "httpStatus" in e) {
-        const where = e.url ? ` from ${new URL(e.url).pathname}` : "";
-        return `${e.name}: HTTP ${e.httpStatus}${where}: ${e.data ? JSON.stringify(e.data) : e.message}`;
-    }
-    return e?.stack ?? String(e);
-}
 
 async function main() {
     if (!baseUrl) throw new Error("no base URL: pass --base-url or set MYELIN_BASE_URL");
