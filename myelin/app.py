@@ -27,6 +27,11 @@ from myelin.services.e2e_keys import E2eKeyService, KeyChanges
 from myelin.services.ephemeral import EphemeralStream
 from myelin.services.filtering import FilterService
 from myelin.services.key_backup import KeyBackupService
+from myelin.services.media.blobs import FileBlobStore
+from myelin.services.media.repository import MediaRepository
+from myelin.services.media.retention import MediaRetention
+from myelin.services.media.thumbnails import ThumbnailService
+from myelin.services.media.url_previews import UrlPreviewService, make_fetcher
 from myelin.services.notifier import Notifier
 from myelin.services.presence import PresenceService
 from myelin.services.profiles import ProfileService
@@ -67,6 +72,7 @@ from myelin.storage.stores.e2e_keys import E2eKeyStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.filters import FilterStore
 from myelin.storage.stores.key_backup import KeyBackupStore
+from myelin.storage.stores.media import MediaStore
 from myelin.storage.stores.notifications import NotificationStore
 from myelin.storage.stores.profiles import ProfileStore
 from myelin.storage.stores.push_rules import PushRuleStore
@@ -129,6 +135,10 @@ class Services:
     key_backup: KeyBackupService
     e2e_keys: E2eKeyService
     cross_signing: CrossSigningService
+    media: MediaRepository
+    thumbnails: ThumbnailService
+    url_previews: UrlPreviewService
+    media_retention: MediaRetention
 
 
 async def connect(config: Config) -> Database:
@@ -235,6 +245,11 @@ async def build_services(config: Config) -> Services:
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
+    media_store = MediaStore(db)
+    blobs = FileBlobStore(config.resolve(config.media_store_path))
+    thumbnails = ThumbnailService(media_store, blobs, config.media)
+    media = MediaRepository(media_store, blobs, config.media, config.server_name,
+                            on_stored=thumbnails.make_configured)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,
@@ -281,6 +296,12 @@ async def build_services(config: Config) -> Services:
         key_backup=KeyBackupService(KeyBackupStore(db)),
         e2e_keys=e2e_keys,
         cross_signing=CrossSigningService(e2e_store, key_changes, accounts),
+        media=media,
+        thumbnails=thumbnails,
+        url_previews=UrlPreviewService(media_store, media, config.url_preview,
+                                       make_fetcher(config.url_preview),
+                                       max_image_pixels=config.media.max_image_pixels),
+        media_retention=MediaRetention(media_store, blobs, config.media, config.server_name),
     )
 
 
@@ -312,6 +333,9 @@ class Homeserver:
         config = self.config
         self.services = await build_services(config)
         self.services.presence.start()
+        if removed := self.services.media.blobs.clear_staging():
+            log.info("removed %d partial uploads left by an earlier run", removed)
+        self.services.media_retention.start()
         metrics = HttpMetrics() if config.metrics.enabled else None
         grace = config.listen.shutdown_grace_seconds
         try:
@@ -342,11 +366,14 @@ class Homeserver:
             self.services.notifier.wake_all()  # long-polls answer now, not at their timeout
             self.services.typing.close()
             await self.services.presence.stop()
+            await self.services.media_retention.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
         if self.services is not None:
             await self.services.push_delivery.stop()
+            await self.services.media.close()
+            await self.services.url_previews.close()
             await self.services.db.close()
             self.services = None
 

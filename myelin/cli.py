@@ -174,3 +174,44 @@ def migrate(config_path: Path) -> None:
     if applied:
         click.echo(f"Applied migrations {', '.join(map(str, applied))}")
     click.echo(f"Database schema is at version {version}")
+
+
+@main.command("purge-media")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=DEFAULT_CONFIG, show_default=True)
+@click.option("--local-days", type=float, default=None,
+              help="Delete local media not downloaded for this many days "
+                   "(default: media.local_retention_days; 0 keeps it).")
+@click.option("--remote-days", type=float, default=None,
+              help="Delete cached remote media not downloaded for this many days "
+                   "(default: media.remote_retention_days; 0 keeps it).")
+def purge_media(config_path: Path, local_days: float | None, remote_days: float | None) -> None:
+    """Delete expired media reservations and media past its retention, then exit."""
+    config = _load(config_path)
+
+    async def purge() -> dict[str, int]:
+        from myelin.app import open_database
+        from myelin.services.media.blobs import FileBlobStore
+        from myelin.services.media.retention import MediaRetention
+        from myelin.storage.stores.media import MediaStore
+
+        db = await open_database(config)
+        try:
+            retention = MediaRetention(MediaStore(db),
+                                       FileBlobStore(config.resolve(config.media_store_path)),
+                                       config.media, config.server_name)
+            report = await retention.purge(local_days=local_days, remote_days=remote_days)
+            return report.as_dict()
+        finally:
+            await db.close()
+
+    if (local_days is not None and local_days < 0) or (remote_days is not None and remote_days < 0):
+        _fail("--local-days and --remote-days must be >= 0")
+        return
+    try:
+        report = _run_async(purge)
+    except STARTUP_ERRORS as e:
+        _fail(str(e))
+        return
+    click.echo("Purged: " + ", ".join(f"{key.replace('_', ' ')} {value}"
+                                      for key, value in report.items()))

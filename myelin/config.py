@@ -136,6 +136,13 @@ class RateLimitsConfig:
         "Reports of events, rooms and users to the server admins, per user.",
         factory=lambda: RateLimit(per_second=1.0, burst=5),
     )
+    media_create: RateLimit = _key(
+        "Media IDs reserved with /_matrix/media/v1/create, per user.",
+        factory=lambda: RateLimit(per_second=10.0, burst=50),
+    )
+    url_preview: RateLimit = _key(
+        "URL preview requests, per user.", factory=lambda: RateLimit(per_second=5.0, burst=20)
+    )
 
 
 @dataclass(frozen=True)
@@ -272,6 +279,106 @@ class VoipConfig:
     turn_allow_guests: bool = _key("Give TURN credentials to guest users too.", True)
 
 
+THUMBNAIL_METHODS = ("crop", "scale")
+
+
+def parse_thumbnail_size(spec: str) -> tuple[int, int, str] | None:
+    """``"320x240 scale"`` -> (320, 240, "scale"); None when it is not of that form."""
+    size, _, method = spec.strip().partition(" ")
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()) or method.strip() not in THUMBNAIL_METHODS:
+        return None
+    if not (0 < int(width) <= 10_000 and 0 < int(height) <= 10_000):
+        return None
+    return int(width), int(height), method.strip()
+
+
+def _thumbnail_sizes(v: tuple[str, ...]) -> str | None:
+    ok = all(parse_thumbnail_size(spec) is not None for spec in v)
+    return None if ok else "a list of 'WIDTHxHEIGHT crop|scale' entries such as '96x96 crop'"
+
+
+def _ip_ranges(v: tuple[str, ...]) -> str | None:
+    import ipaddress
+
+    try:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return "a list of IP ranges in CIDR form, such as 10.0.0.0/8 or fc00::/7"
+    return None
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    max_upload_bytes: int = _key(
+        "Largest file accepted for upload; larger ones get 413 M_TOO_LARGE.", 50 * 1024 * 1024,
+        check=_positive,
+    )
+    user_quota_bytes: int = _key(
+        "Total size of the media one local user may store (0: no quota); uploads beyond it get "
+        "403 M_FORBIDDEN.", 0, check=_non_negative,
+    )
+    max_pending_uploads: int = _key(
+        "Media IDs a user may hold reserved (POST /create) without having uploaded to them.", 5,
+        check=_positive,
+    )
+    pending_upload_lifetime_s: int = _key(
+        "How long a reserved media ID waits for its upload before it expires.", 24 * 3600,
+        check=_positive,
+    )
+    legacy_endpoints: bool = _key(
+        "Serve the deprecated unauthenticated /_matrix/media/v3/download and thumbnail "
+        "endpoints (only for media stored while freeze_unauthenticated was off).", True,
+    )
+    freeze_unauthenticated: bool = _key(
+        "Media stored from now on is served only through the authenticated "
+        "/_matrix/client/v1/media endpoints, as the spec asks of servers since Matrix 1.12.", True,
+    )
+    max_image_pixels: int = _key(
+        "Images with more pixels than this are never decoded (no thumbnails): a guard against "
+        "decompression bombs.", 32_000_000, check=_positive,
+    )
+    thumbnail_sizes: tuple[str, ...] = _key(
+        "Thumbnails made when an image is uploaded; other sizes are made when first asked for.",
+        ("32x32 crop", "96x96 crop", "320x240 scale", "640x480 scale", "800x600 scale"),
+        check=_thumbnail_sizes,
+    )
+    max_cached_thumbnails: int = _key(
+        "Thumbnails of sizes not listed above kept per image; more are made for each request.",
+        16, check=_non_negative,
+    )
+    local_retention_days: float = _key(
+        "Delete local media not downloaded for this many days (0: keep forever).", 0.0,
+        check=_non_negative,
+    )
+    remote_retention_days: float = _key(
+        "Delete cached copies of other servers' media not downloaded for this many days "
+        "(0: keep forever); they are fetched again when asked for.", 90.0, check=_non_negative,
+    )
+
+
+@dataclass(frozen=True)
+class UrlPreviewConfig:
+    enabled: bool = _key("Answer /media/preview_url by fetching the page for the client.", True)
+    denied_ip_ranges: tuple[str, ...] = _key(
+        "Addresses never fetched, checked after DNS resolution and on every redirect; empty "
+        "means the built-in list (private, loopback, link-local, multicast and reserved ranges).",
+        (), check=_ip_ranges,
+    )
+    allowed_ip_ranges: tuple[str, ...] = _key(
+        "Addresses fetched even when a denied range contains them.", (), check=_ip_ranges
+    )
+    denied_hosts: tuple[str, ...] = _key(
+        "Host name patterns never fetched, e.g. '*.internal' ('*' and '?' wildcards).", ()
+    )
+    max_page_bytes: int = _key("Largest page or image downloaded for a preview.",
+                               10 * 1024 * 1024, check=_positive)
+    timeout_s: float = _key("Time allowed for fetching one page.", 10.0, check=_positive)
+    cache_s: int = _key("How long a preview is reused before the page is fetched again.", 3600,
+                        check=_non_negative)
+
+
 @dataclass(frozen=True)
 class WellKnownConfig:
     client_base_url: str = _key(
@@ -325,6 +432,10 @@ class Config:
         "User directory search.", factory=UserDirectoryConfig
     )
     voip: VoipConfig = _key("TURN servers for voice and video calls.", factory=VoipConfig)
+    media: MediaConfig = _key("The media repository (uploads, downloads, thumbnails).",
+                              factory=MediaConfig)
+    url_preview: UrlPreviewConfig = _key("Previews of links posted in rooms.",
+                                         factory=UrlPreviewConfig)
     # Where the file was read from: relative paths are resolved against it. Not a YAML key.
     config_dir: str = field(default=".", metadata={"internal": True})
 

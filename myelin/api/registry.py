@@ -19,6 +19,8 @@ from myelin.api.client import (
     key_backup,
     keys,
     login,
+    media,
+    media_legacy,
     membership,
     notifications,
     presence,
@@ -75,6 +77,8 @@ _MODULES = (
     to_device,
     key_backup,
     keys,
+    media,
+    media_legacy,
     federation_discovery,
 )
 

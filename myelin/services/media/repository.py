@@ -1,0 +1,284 @@
+"""Uploads and downloads: the mxc:// namespace of this server (client-server API, "Content
+repository").
+
+An upload streams into a staging file while it is hashed and size-checked, becomes a blob only
+once it is complete, and gets its database row last: whatever fails on the way, no row ever
+names a partial file and no staged file outlives the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import string
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from myelin.config import MediaConfig
+from myelin.errors import MatrixError, forbidden, not_found, too_large
+from myelin.ids import is_valid_server_name
+from myelin.services.media.blobs import BlobStore, StagedUpload
+from myelin.storage.database import IntegrityError
+from myelin.storage.stores.media import MediaRecord, MediaStore
+
+log = logging.getLogger("myelin.media")
+
+_MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_ID_ALPHABET = string.ascii_letters + string.digits
+_CONTENT_TYPE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,254}$")
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+MAX_FILENAME_CHARS = 1000
+MAX_WAIT_MS = 60_000  # the spec asks for a cap on a download's timeout_ms
+DEFAULT_WAIT_MS = 20_000
+
+
+def not_yet_uploaded() -> MatrixError:
+    return MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
+
+
+def parse_media_ref(server_name: str, media_id: str) -> tuple[str, str]:
+    """Sanitise an mxc:// URI's parts ("Security considerations": only valid server names and
+    ``[A-Za-z0-9_-]`` media IDs, so no ID can ever reach a path or a query unescaped)."""
+    if not is_valid_server_name(server_name) or not _MEDIA_ID.match(media_id):
+        raise not_found("Unknown media")
+    return server_name, media_id
+
+
+def check_upload_metadata(content_type: str | None, filename: str | None) -> str:
+    """The content type to store (the spec's default when absent); refuses unusable values."""
+    if content_type is None or not content_type.strip():
+        content_type = DEFAULT_CONTENT_TYPE
+    if not _CONTENT_TYPE.match(content_type):
+        raise MatrixError(400, "M_INVALID_PARAM", "Content-Type header is not a valid media type")
+    if filename is not None and (len(filename) > MAX_FILENAME_CHARS or "\x00" in filename):
+        raise MatrixError(400, "M_INVALID_PARAM", "filename is too long or contains NUL")
+    return content_type
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What a client sends: the bytes as a stream plus the headers that describe them."""
+
+    chunks: AsyncIterator[bytes]
+    content_type: str | None
+    filename: str | None
+    declared_length: int | None
+
+
+class MediaRepository:
+    def __init__(self, store: MediaStore, blobs: BlobStore, config: MediaConfig,
+                 server_name: str, *,
+                 on_stored: Callable[[MediaRecord], Awaitable[None]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._config = config
+        self.server_name = server_name
+        self._on_stored = on_stored
+        self._clock = clock
+        # Downloads waiting for a reserved ID's upload, woken when it lands (one process).
+        self._waiters: dict[tuple[str, str], asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    async def close(self) -> None:
+        """Wait for the post-upload work (thumbnails) still running."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def public_config(self) -> dict[str, int]:
+        return {"m.upload.size": self._config.max_upload_bytes}
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    async def upload(self, user_id: str, upload: Upload) -> str:
+        """POST /upload: store the bytes under a new media ID; returns its mxc:// URI."""
+        content_type = check_upload_metadata(upload.content_type, upload.filename)
+        sha256, size = await self._stage_and_store(user_id, upload)
+        now = self._now_ms()
+        while True:
+            media_id = _new_media_id()
+            try:
+                await self._store.add_uploaded(
+                    self.server_name, media_id, user_id=user_id, content_type=content_type,
+                    upload_name=upload.filename, size=size, sha256=sha256, now_ms=now,
+                    authenticated=self._config.freeze_unauthenticated)
+                break
+            except IntegrityError:  # 2^143 IDs: a collision means retry, not fail
+                continue
+            except BaseException:
+                await self._release_if_unused(sha256)
+                raise
+        self._stored(self.server_name, media_id)
+        return f"mxc://{self.server_name}/{media_id}"
+
+    async def store_fetched(self, data: bytes, content_type: str,
+                            filename: str | None) -> tuple[str, str]:
+        """Keep bytes the server fetched itself (a preview's image) as local media owned by no
+        user, so it counts against nobody's quota. Returns (mxc URI, media ID)."""
+        content_type = check_upload_metadata(content_type, filename)
+        sha256 = await self._blobs.put_bytes(data)
+        media_id = _new_media_id()
+        try:
+            await self._store.add_uploaded(
+                self.server_name, media_id, user_id=None, content_type=content_type,
+                upload_name=filename, size=len(data), sha256=sha256, now_ms=self._now_ms(),
+                authenticated=self._config.freeze_unauthenticated)
+        except BaseException:
+            await self._release_if_unused(sha256)
+            raise
+        self._stored(self.server_name, media_id)
+        return f"mxc://{self.server_name}/{media_id}", media_id
+
+    async def reserve(self, user_id: str) -> tuple[str, int]:
+        """POST /create: a media ID whose bytes come later; returns (mxc URI, expiry)."""
+        now = self._now_ms()
+        if await self._store.pending_count(user_id, now) >= self._config.max_pending_uploads:
+            raise MatrixError(429, "M_LIMIT_EXCEEDED",
+                              "Too many media IDs reserved and not yet uploaded",
+                              headers={"Retry-After": "60"}, retry_after_ms=60_000)
+        expires = now + self._config.pending_upload_lifetime_s * 1000
+        media_id = _new_media_id()
+        await self._store.reserve(self.server_name, media_id, user_id=user_id, now_ms=now,
+                                  expires_ts=expires,
+                                  authenticated=self._config.freeze_unauthenticated)
+        return f"mxc://{self.server_name}/{media_id}", expires
+
+    async def upload_reserved(self, user_id: str, server_name: str, media_id: str,
+                              upload: Upload) -> None:
+        """PUT /upload/{serverName}/{mediaId}: the bytes of an ID reserved with /create."""
+        content_type = check_upload_metadata(upload.content_type, upload.filename)
+        record = await self._reservation(user_id, server_name, media_id)
+        sha256, size = await self._stage_and_store(user_id, upload)
+        try:
+            filled = await self._store.complete_reserved(
+                record.origin, record.media_id, content_type=content_type,
+                upload_name=upload.filename, size=size, sha256=sha256, now_ms=self._now_ms())
+        except BaseException:
+            await self._release_if_unused(sha256)
+            raise
+        if not filled:  # another upload to the same ID won the race
+            await self._release_if_unused(sha256)
+            raise _cannot_overwrite()
+        self._stored(record.origin, record.media_id)
+
+    async def _reservation(self, user_id: str, server_name: str, media_id: str) -> MediaRecord:
+        parse_media_ref(server_name, media_id)
+        record = await self._store.get(server_name, media_id)
+        if record is None or server_name != self.server_name:
+            raise not_found("Unknown media ID")
+        if record.user_id != user_id:
+            raise forbidden("This media ID was reserved by another user")
+        if not record.pending:
+            raise _cannot_overwrite()
+        if record.expires_ts is not None and record.expires_ts <= self._now_ms():
+            raise not_found("This media ID has expired")
+        return record
+
+    async def _stage_and_store(self, user_id: str, upload: Upload) -> tuple[str, int]:
+        """Stream the body to a staging file under the size and quota limits, then make it a
+        blob. Returns (sha256, size)."""
+        limit, quota_bound = self._config.max_upload_bytes, False
+        if self._config.user_quota_bytes:
+            room = self._config.user_quota_bytes - await self._store.stored_bytes(user_id)
+            if room < limit:
+                limit, quota_bound = max(room, 0), True
+        if upload.declared_length is not None and upload.declared_length > limit:
+            raise _over_limit(quota_bound)
+        staged = StagedUpload(self._blobs.staging_file(), limit)
+        try:
+            async for chunk in upload.chunks:
+                if not staged.write(chunk):
+                    raise _over_limit(quota_bound)
+            sha256 = staged.finish()
+            await self._blobs.put_file(staged.path, sha256)
+        finally:
+            staged.discard()  # a no-op once put_file moved it
+        return sha256, staged.size
+
+    async def _release_if_unused(self, sha256: str) -> None:
+        if not await self._store.blob_in_use(sha256):
+            await self._blobs.delete(sha256)
+
+    def _stored(self, origin: str, media_id: str) -> None:
+        waiter = self._waiters.pop((origin, media_id), None)
+        if waiter is not None:
+            waiter.set()
+        if self._on_stored is not None:
+            task = asyncio.get_running_loop().create_task(self._notify_stored(origin, media_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _notify_stored(self, origin: str, media_id: str) -> None:
+        try:
+            record = await self._store.get(origin, media_id)
+            if record is not None and self._on_stored is not None:
+                await self._on_stored(record)
+        except Exception:
+            log.exception("post-upload processing of %s/%s failed", origin, media_id)
+
+    # -- downloads -------------------------------------------------------------------------
+
+    async def find(self, server_name: str, media_id: str, *, timeout_ms: int = DEFAULT_WAIT_MS,
+                   unauthenticated: bool = False) -> MediaRecord:
+        """The uploaded media behind an mxc:// URI, waiting up to ``timeout_ms`` for a reserved
+        ID's upload. ``unauthenticated``: asked through a deprecated endpoint, which only sees
+        media stored before the freeze."""
+        server_name, media_id = parse_media_ref(server_name, media_id)
+        record = await self._store.get(server_name, media_id)
+        if record is None or (unauthenticated and record.authenticated):
+            if server_name != self.server_name and record is None:
+                # Remote media arrives through federation (its own issue); until then only
+                # copies already cached here can be served.
+                raise not_found("Remote media is not available from this server")
+            raise not_found("Unknown media")
+        if record.pending:
+            record = await self._wait_for_upload(record, min(max(timeout_ms, 0), MAX_WAIT_MS))
+        now = self._now_ms()
+        if now - record.last_access_ts > 60_000:  # retention needs only coarse access times
+            await self._store.touch(record.origin, record.media_id, now)
+        return record
+
+    async def _wait_for_upload(self, record: MediaRecord, timeout_ms: int) -> MediaRecord:
+        key = (record.origin, record.media_id)
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            if record.expires_ts is not None and record.expires_ts <= self._now_ms():
+                raise not_found("Unknown media")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise not_yet_uploaded()
+            event = self._waiters.setdefault(key, asyncio.Event())
+            # Re-read at least every 5 s: the upload may land through another process.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(remaining, 5.0))
+            fresh = await self._store.get(*key)
+            if fresh is None:
+                raise not_found("Unknown media")
+            if not fresh.pending:
+                return fresh
+            record = fresh
+
+
+def _new_media_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def _cannot_overwrite() -> MatrixError:
+    return MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "Media already uploaded to this ID")
+
+
+def _over_limit(quota_bound: bool) -> MatrixError:
+    if quota_bound:
+        return forbidden("Uploading this file would exceed your media storage quota")
+    return too_large("File is larger than this server accepts")
