@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from myelin.api.http.dispatch import Dispatcher
+from myelin.api.http.endpoint import Endpoint
 from myelin.api.http.metrics import HttpMetrics
-from myelin.api.registry import all_endpoints
+from myelin.api.registry import all_endpoints, federation_endpoints
 from myelin.config import Config
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
+from myelin.core.x_matrix import authorization_header
 from myelin.services.account_data import AccountDataService
 from myelin.services.accounts import AccountService
 from myelin.services.auth import AuthService
@@ -25,6 +28,10 @@ from myelin.services.cross_signing import CrossSigningService
 from myelin.services.directory import DirectoryService
 from myelin.services.e2e_keys import E2eKeyService, KeyChanges
 from myelin.services.ephemeral import EphemeralStream
+from myelin.services.federation.client import FederationClient
+from myelin.services.federation.discovery import ServerResolver
+from myelin.services.federation.keyring import Keyring
+from myelin.services.federation.request_auth import FederationAuthenticator
 from myelin.services.filtering import FilterService
 from myelin.services.key_backup import KeyBackupService
 from myelin.services.media.blobs import FileBlobStore
@@ -81,6 +88,7 @@ from myelin.storage.stores.receipts import ReceiptStore
 from myelin.storage.stores.relations import RelationStore
 from myelin.storage.stores.reports import ReportStore
 from myelin.storage.stores.search import SearchStore
+from myelin.storage.stores.server_keys import ServerKeyStore
 from myelin.storage.stores.server_meta import ServerMetaStore
 from myelin.storage.stores.state import StateStore
 from myelin.storage.stores.to_device import ToDeviceStore
@@ -139,6 +147,9 @@ class Services:
     thumbnails: ThumbnailService
     url_previews: UrlPreviewService
     media_retention: MediaRetention
+    federation_client: FederationClient
+    keyring: Keyring
+    federation_auth: FederationAuthenticator
 
 
 async def connect(config: Config) -> Database:
@@ -245,6 +256,7 @@ async def build_services(config: Config) -> Services:
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
+    federation_client, keyring = _federation(config, db, signing_key)
     media_store = MediaStore(db)
     blobs = FileBlobStore(config.resolve(config.media_store_path))
     thumbnails = ThumbnailService(media_store, blobs, config.media)
@@ -302,7 +314,35 @@ async def build_services(config: Config) -> Services:
                                        make_fetcher(config.url_preview),
                                        max_image_pixels=config.media.max_image_pixels),
         media_retention=MediaRetention(media_store, blobs, config.media, config.server_name),
+        federation_client=federation_client,
+        keyring=keyring,
+        federation_auth=FederationAuthenticator(keyring, config.server_name),
     )
+
+
+def _federation(config: Config, db: Database,
+                signing_key: SigningKey) -> tuple[FederationClient, Keyring]:
+    """The client that talks to other servers and the keyring that checks their signatures."""
+    federation = config.federation
+    resolver = ServerResolver(verify_tls=federation.verify_certificates,
+                              allow_private_destinations=federation.allow_private_destinations)
+
+    def sign(destination: str, method: str, uri: str, content: object) -> str:
+        return authorization_header(signing_key, config.server_name, destination, method, uri,
+                                    content)
+
+    client = FederationClient(config.server_name, sign, resolver,
+                              verify_tls=federation.verify_certificates,
+                              allow_private_destinations=federation.allow_private_destinations)
+
+    async def fetch(server_name: str, method: str, path: str, body: object) -> object:
+        return await client.request(server_name, method, path, json=body, signed=False)
+
+    notaries = [(entry.split()[0], dict(k.split("=", 1) for k in entry.split()[1:]))
+                for entry in federation.trusted_key_servers]
+    keyring = Keyring(ServerKeyStore(db), signing_key, config.server_name, fetch, notaries,
+                      key_validity_ms=federation.signing_key_validity_s * 1000)
+    return client, keyring
 
 
 class Homeserver:
@@ -313,12 +353,14 @@ class Homeserver:
         self.services: Services | None = None
         self._runners: list[web.BaseRunner] = []
         self.port: int | None = None
+        self.federation_port: int | None = None
         self.metrics_port: int | None = None
 
-    def _make_server(self, services: Services, metrics: HttpMetrics | None) -> web.Server:
+    def _make_server(self, services: Services, metrics: HttpMetrics | None,
+                     endpoints: list[Endpoint]) -> web.Server:
         config = self.config
         dispatcher = Dispatcher(
-            all_endpoints(), services,
+            endpoints, services,
             rate_limiter=services.rate_limiter,
             max_body_bytes=config.listen.max_json_body_bytes,
             trust_x_forwarded=config.listen.x_forwarded,
@@ -341,7 +383,7 @@ class Homeserver:
         try:
             await self.services.push_delivery.start()
             runner: web.BaseRunner = web.ServerRunner(
-                self._make_server(self.services, metrics), access_log=None,
+                self._make_server(self.services, metrics, all_endpoints()), access_log=None,
                 handle_signals=False, shutdown_timeout=grace,
             )
             await runner.setup()
@@ -349,6 +391,8 @@ class Homeserver:
             site = web.TCPSite(runner, config.listen.host, config.listen.port)
             await site.start()
             self.port = _bound_port(runner)
+            if config.federation.enabled and config.federation.listen:
+                await self._start_federation_listener(self.services, metrics)
             if metrics is not None:
                 metrics_runner = web.AppRunner(metrics.make_app(), access_log=None,
                                                handle_signals=False)
@@ -359,6 +403,25 @@ class Homeserver:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_federation_listener(self, services: Services,
+                                         metrics: HttpMetrics | None) -> None:
+        federation = self.config.federation
+        if not federation.verify_certificates or federation.allow_private_destinations:
+            log.warning("INSECURE FEDERATION: %s%s - for test setups only",
+                        "other servers' TLS certificates are NOT verified; "
+                        if not federation.verify_certificates else "",
+                        "private and loopback destinations are allowed"
+                        if federation.allow_private_destinations else "")
+        runner = web.ServerRunner(
+            self._make_server(services, metrics, federation_endpoints()), access_log=None,
+            handle_signals=False, shutdown_timeout=self.config.listen.shutdown_grace_seconds)
+        await runner.setup()
+        self._runners.append(runner)
+        host, _, port = federation.listen.rpartition(":")
+        await web.TCPSite(runner, host.strip("[]"), int(port),
+                          ssl_context=federation_tls_context(self.config)).start()
+        self.federation_port = _bound_port(runner)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the grace period), close the DB."""
@@ -374,8 +437,21 @@ class Homeserver:
             await self.services.push_delivery.stop()
             await self.services.media.close()
             await self.services.url_previews.close()
+            await self.services.federation_client.close()
             await self.services.db.close()
             self.services = None
+
+
+def federation_tls_context(config: Config) -> ssl.SSLContext | None:
+    """The federation listener's TLS set-up; None (plain HTTP) without a certificate."""
+    federation = config.federation
+    if not federation.tls_certificate_path:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.resolve(federation.tls_certificate_path),
+                            config.resolve(federation.tls_private_key_path))
+    return context
 
 
 def _bound_port(runner: web.BaseRunner) -> int:

@@ -92,14 +92,30 @@ def run(config_path: Path | None) -> None:
 @click.option("--database", default="sqlite", show_default=True,
               metavar="sqlite|postgresql://DSN")
 @click.option("--enable-registration", is_flag=True, help="Let anyone register an account.")
+@click.option("--federation-listen", metavar="HOST:PORT",
+              help="Serve the server-server API on its own listener (TLS with --tls-cert).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="PEM certificate chain for the federation listener.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="PEM private key for the federation listener.")
+@click.option("--insecure-federation", is_flag=True,
+              help="TEST SETUPS ONLY: accept self-signed certificates and federate with "
+                   "private and loopback addresses.")
+@click.option("--disable-rate-limits", is_flag=True,
+              help="Turn every rate limit off (benchmarks and load tests, never production).")
 @click.option("--output", required=True, type=click.Path(path_type=Path),
               help="Where to write the config file (not overwritten if it exists).")
 def generate_config(server_name: str, data_dir: str, listen: str, database: str,
-                    enable_registration: bool, output: Path) -> None:
+                    enable_registration: bool, federation_listen: str | None,
+                    tls_cert: str | None, tls_key: str | None, insecure_federation: bool,
+                    disable_rate_limits: bool, output: Path) -> None:
     """Write a commented homeserver.yaml."""
     try:
         config = new_config(server_name=server_name, data_dir=data_dir, listen=listen,
-                            database=database, enable_registration=enable_registration)
+                            database=database, enable_registration=enable_registration,
+                            federation_listen=federation_listen, tls_cert=tls_cert,
+                            tls_key=tls_key, insecure_federation=insecure_federation,
+                            disable_rate_limits=disable_rate_limits)
     except ConfigError as e:
         _fail(str(e))
         return

@@ -379,6 +379,58 @@ class UrlPreviewConfig:
                         check=_non_negative)
 
 
+def _host_port_or_empty(v: str) -> str | None:
+    if not v:
+        return None
+    host, sep, port = v.rpartition(":")
+    ok = sep and port.isdigit() and 0 <= int(port) <= 65535 and host.strip("[]")
+    return None if ok else "HOST:PORT, such as 0.0.0.0:8448, or empty"
+
+
+def _notary(v: tuple[str, ...]) -> str | None:
+    for entry in v:
+        name, _, keys = entry.partition(" ")
+        if not is_valid_server_name(name) or not all(
+                k.count("=") >= 1 and k.split("=", 1)[0].startswith("ed25519:")
+                for k in keys.split()):
+            return ("a list of 'SERVER ed25519:KEYID=BASE64KEY ...' entries, e.g. "
+                    "'matrix.org ed25519:auto=Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw'")
+    return None
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    enabled: bool = _key("Take part in federation: share rooms with other Matrix servers.", True)
+    listen: str = _key(
+        "HOST:PORT of a separate listener for the server-server API (served over TLS when "
+        "tls_certificate_path is set); empty: federation is served only on the main listener, "
+        "e.g. behind a TLS-terminating reverse proxy.", "", check=_host_port_or_empty,
+    )
+    tls_certificate_path: str = _key(
+        "PEM certificate chain of the federation listener, relative to data_dir.", ""
+    )
+    tls_private_key_path: str = _key(
+        "PEM private key of the federation listener, relative to data_dir.", ""
+    )
+    verify_certificates: bool = _key(
+        "Check other servers' TLS certificates (turn off only for test setups with "
+        "self-signed certificates).", True,
+    )
+    allow_private_destinations: bool = _key(
+        "Connect to servers on private, loopback and link-local addresses (only for test "
+        "setups on one machine or a private network).", False,
+    )
+    trusted_key_servers: tuple[str, ...] = _key(
+        "Notary servers asked for other servers' signing keys when those servers cannot be "
+        "reached, each as 'SERVER ed25519:KEYID=BASE64KEY'; empty: keys are fetched only "
+        "from the servers themselves.", (), check=_notary,
+    )
+    signing_key_validity_s: int = _key(
+        "How long other servers may cache this server's signing key before asking again.",
+        24 * 3600, check=_positive,
+    )
+
+
 @dataclass(frozen=True)
 class WellKnownConfig:
     client_base_url: str = _key(
@@ -436,6 +488,7 @@ class Config:
                               factory=MediaConfig)
     url_preview: UrlPreviewConfig = _key("Previews of links posted in rooms.",
                                          factory=UrlPreviewConfig)
+    federation: FederationConfig = _key("The server-server API.", factory=FederationConfig)
     # Where the file was read from: relative paths are resolved against it. Not a YAML key.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -597,6 +650,11 @@ def new_config(
     listen: str | None = None,
     database: str = "sqlite",
     enable_registration: bool = False,
+    federation_listen: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    insecure_federation: bool = False,
+    disable_rate_limits: bool = False,
 ) -> Config:
     """A fresh config as ``generate-config`` makes it, with a new shared secret."""
     raw: dict[str, Any] = {
@@ -612,6 +670,23 @@ def new_config(
         if not sep or not port.isdigit():
             raise ConfigError(f"--listen: expected HOST:PORT, got {listen!r}")
         raw["listen"] = {"host": host.strip("[]") or "127.0.0.1", "port": int(port)}
+    federation: dict[str, Any] = {}
+    if federation_listen is not None:
+        if _host_port_or_empty(federation_listen) is not None:
+            raise ConfigError(f"--federation-listen: expected HOST:PORT, got {federation_listen!r}")
+        federation["listen"] = federation_listen
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        federation["tls_certificate_path"] = str(Path(tls_cert).resolve())
+        federation["tls_private_key_path"] = str(Path(tls_key).resolve())
+    if insecure_federation:
+        federation["verify_certificates"] = False
+        federation["allow_private_destinations"] = True
+    if federation:
+        raw["federation"] = federation
+    if disable_rate_limits:
+        raw["rate_limits"] = {"enabled": False}
     if database == "sqlite":
         raw["database"] = {"engine": "sqlite"}
     elif database.startswith(("postgresql://", "postgres://")):

@@ -42,6 +42,7 @@ from myelin.api.client import (
     voip,
 )
 from myelin.api.federation import discovery as federation_discovery
+from myelin.api.federation import keys as federation_keys
 from myelin.api.http.endpoint import Endpoint
 
 _MODULES = (
@@ -80,8 +81,19 @@ _MODULES = (
     media,
     media_legacy,
     federation_discovery,
+    federation_keys,
 )
 
 
 def all_endpoints() -> list[Endpoint]:
     return [endpoint for module in _MODULES for endpoint in module.routes.endpoints]
+
+
+FEDERATION_PREFIXES = ("/_matrix/federation/", "/_matrix/key/", "/health")
+
+
+def federation_endpoints() -> list[Endpoint]:
+    """What the separate federation listener serves: the server-server and key APIs only, so
+    a port opened to other servers exposes no client endpoint."""
+    return [endpoint for endpoint in all_endpoints()
+            if all(path.startswith(FEDERATION_PREFIXES) for path in endpoint.paths)]

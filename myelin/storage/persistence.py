@@ -52,14 +52,21 @@ class PersistEvent:
     stream_ordering: int
     outlier: bool = False
     rejected_reason: str | None = None
+    soft_failed: bool = False  # received, passes auth at its place but not now: kept, hidden
     state_group: int | None = None  # the state after the event
     new_state_group: StateGroupWrite | None = None
     current_state_changes: Mapping[StateKey, str | None] = field(default_factory=dict)
     membership_changes: Mapping[str, Membership] = field(default_factory=dict)  # by user ID
-    extremities_replaced: Sequence[str] = ()  # become non-extremities; the event becomes one
+    extremities_replaced: Sequence[str] = ()  # become non-extremities
+    becomes_extremity: bool = True  # False for a received event some known event already follows
     new_room: NewRoom | None = None
     client_transaction: ClientTransaction | None = None
     applies_redaction: bool = False  # the event is a redaction that takes effect
+
+    @property
+    def in_timeline(self) -> bool:
+        """Shown to clients and built upon: neither an outlier, rejected nor soft-failed."""
+        return not self.outlier and self.rejected_reason is None and not self.soft_failed
 
 
 async def persist_event(db: Database, item: PersistEvent) -> None:
@@ -82,13 +89,15 @@ def event_statements(item: PersistEvent) -> list[Statement]:
         out += state_group_statements(item.new_state_group)
     out.append(Statement(
         "INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,"
-        " origin_server_ts, json, outlier, rejected_reason, state_group, sender_device, txn_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        " origin_server_ts, json, outlier, rejected_reason, state_group, sender_device, txn_id,"
+        " soft_failed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         (pdu.event_id, room_id, item.stream_ordering, pdu.depth, pdu.type, pdu.state_key,
          pdu.sender, pdu.origin_server_ts, orjson.dumps(pdu.data).decode(), item.outlier,
          item.rejected_reason, item.state_group,
          item.client_transaction.device_id if item.client_transaction else None,
-         item.client_transaction.txn_id if item.client_transaction else None)))
+         item.client_transaction.txn_id if item.client_transaction else None,
+         item.soft_failed)))
     if item.applies_redaction and pdu.redacts is not None:
         out.append(Statement("INSERT INTO redactions (redacts, event_id) VALUES ($1, $2)",
                              (pdu.redacts, pdu.event_id)))
@@ -100,11 +109,11 @@ def event_statements(item: PersistEvent) -> list[Statement]:
         out.append(Statement(
             "INSERT INTO event_auth (event_id, auth_event_id) VALUES ($1, $2)",
             [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)], many=True))
-    if not item.outlier and item.rejected_reason is None:
+    if item.in_timeline:
         out += _room_statements(room_id, pdu.event_id, item)
     # After the redactions row: a redacted thread event no longer counts as thread activity.
     out += relation_statements(pdu, item.stream_ordering, applied_redaction=item.applies_redaction,
-                               in_timeline=not item.outlier and item.rejected_reason is None)
+                               in_timeline=item.in_timeline)
     if item.client_transaction is not None:
         ct = item.client_transaction
         out.append(Statement(
@@ -121,9 +130,10 @@ def _room_statements(room_id: str, event_id: str, item: PersistEvent) -> list[St
         out.append(Statement(
             "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
             [(room_id, e) for e in item.extremities_replaced], many=True))
-    out.append(Statement(
-        "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
-        (room_id, event_id)))
+    if item.becomes_extremity:
+        out.append(Statement(
+            "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
+            (room_id, event_id)))
     removed = [(room_id, k[0], k[1]) for k, v in item.current_state_changes.items() if v is None]
     changed = [(room_id, k[0], k[1], v) for k, v in item.current_state_changes.items()
                if v is not None]

@@ -144,6 +144,8 @@ class Dispatcher:
     async def _call(
         self, request: web.BaseRequest, request_id: str, endpoint: Endpoint, params: dict[str, str]
     ) -> tuple[web.StreamResponse, str]:
+        if endpoint.auth is Auth.FEDERATION:
+            return await self._call_federation(request, request_id, endpoint, params)
         requester = await self._authenticate(request, endpoint.auth)
         user = requester.user_id if requester is not None else "-"
         ip = self.client_ip(request)
@@ -151,11 +153,36 @@ class Dispatcher:
             self._rate_limiter.check(endpoint.rate_limit, requester.user_id if requester else ip)
         body = None
         if endpoint.body is not None:
-            body = await self._read_json(request, endpoint)
+            body = self._decode_json(await self._read_body(request), endpoint)
         result = await endpoint.handler(
             MatrixRequest(request, self._services, params, body, requester, request_id, ip)
         )
         return _to_response(result), user
+
+    async def _call_federation(
+        self, request: web.BaseRequest, request_id: str, endpoint: Endpoint, params: dict[str, str]
+    ) -> tuple[web.StreamResponse, str]:
+        """Server-server API, "Request Authentication": the signature covers the method, the
+        URI as sent, both server names and the JSON body, so the body is read (and parsed)
+        before the handler runs."""
+        raw = await self._read_body(request)
+        content: Any = None
+        if raw.strip():
+            try:
+                content = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise not_json() from None
+        origin = await self._services.federation_auth.authenticate(
+            request.method, request.raw_path, request.headers.getall("Authorization", []),
+            content)
+        ip = self.client_ip(request)
+        if endpoint.rate_limit is not None:
+            self._rate_limiter.check(endpoint.rate_limit, origin)
+        body = self._decode_json(raw, endpoint) if endpoint.body is not None else None
+        result = await endpoint.handler(
+            MatrixRequest(request, self._services, params, body, None, request_id, ip, origin)
+        )
+        return _to_response(result), origin
 
     async def _authenticate(self, request: web.BaseRequest, auth: Auth) -> Requester | None:
         if auth is Auth.NONE:
@@ -170,7 +197,7 @@ class Dispatcher:
             raise forbidden("You are not a server admin")
         return requester
 
-    async def _read_json(self, request: web.BaseRequest, endpoint: Endpoint) -> Any:
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
         declared = request.content_length
         if declared is not None and declared > self._max_body:
             raise too_large()
@@ -181,7 +208,9 @@ class Dispatcher:
             if size > self._max_body:
                 raise too_large()
             chunks.append(chunk)
-        raw = b"".join(chunks)
+        return b"".join(chunks)
+
+    def _decode_json(self, raw: bytes, endpoint: Endpoint) -> Any:
         if not raw.strip():
             if endpoint.body_optional:
                 raw = b"{}"

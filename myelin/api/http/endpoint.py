@@ -23,6 +23,7 @@ class Auth(enum.Enum):
     OPTIONAL = "optional"  # a token, if given, must be valid
     USER = "user"  # a valid access token is required
     ADMIN = "admin"  # a valid access token of a server admin
+    FEDERATION = "federation"  # an X-Matrix signature of another server (server-server API)
 
 
 @dataclass(frozen=True)

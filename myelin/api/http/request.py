@@ -23,6 +23,13 @@ class MatrixRequest:
     requester: Requester | None
     request_id: str
     client_ip: str
+    origin: str | None = None  # the authenticated server, on Auth.FEDERATION endpoints
+
+    @property
+    def origin_server(self) -> str:
+        """The requesting server; only valid on endpoints with Auth.FEDERATION."""
+        assert self.origin is not None, "endpoint declared no federation auth but reads origin"
+        return self.origin
 
     @property
     def user(self) -> Requester:

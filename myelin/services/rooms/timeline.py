@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from myelin.storage.persistence import (
 )
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.events import EventStore
-from myelin.storage.stores.state import StateStore
+from myelin.storage.stores.state import StateGroupWrite, StateStore
 
 CREATE: StateKey = ("m.room.create", "")
 MAX_PREV_EVENTS = 10
@@ -224,12 +224,16 @@ class Timeline:
         stream = self._stream.allocate()
         try:
             group, write = room.state_group, None
-            if pdu.is_state:
-                changes[pdu.state_tuple] = pdu.event_id
+            if pdu.is_state or room.state_group is None:
+                if pdu.is_state:
+                    changes[pdu.state_tuple] = pdu.event_id
                 group = self._state_groups.allocate()
                 self._state_groups.finish(group)
+                # Without a group for the current state (it was resolved across several
+                # forward extremities), the new group is a full snapshot.
+                entries = changes if room.state_group is not None else {**room.state, **changes}
                 write = await self._state.plan_group(group, room.room_id, room.state_group,
-                                                     changes)
+                                                     entries)
                 if pdu.type == "m.room.member" and pdu.membership is not None:
                     memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
                                                                  stream)
@@ -256,3 +260,82 @@ class Timeline:
         self._notifier.announce(self._stream.current, rooms=[room.room_id], users=users)
         for callback in self.on_persisted:
             callback(pdu, stream)
+
+    # -- events from other servers --
+
+    async def commit_received(
+        self, room: RoomState, pdu: PDU, state_before: Mapping[StateKey, str], *,
+        rejected_reason: str | None, soft_failed: bool,
+        resolve_current: Callable[[list[str]], Awaitable[dict[StateKey, str]]],
+    ) -> int:
+        """Persist an event another server sent, once its checks decided its fate; the caller
+        holds ``room.lock``. ``resolve_current`` gives the room's state across the given
+        forward extremities when there is more than one. Returns its stream position."""
+        accepted = rejected_reason is None
+        in_timeline = accepted and not soft_failed
+        state_after = dict(state_before)
+        if accepted and pdu.is_state:
+            state_after[pdu.state_tuple] = pdu.event_id
+        stream = self._stream.allocate()
+        try:
+            group, write = await self._group_for(room.room_id, pdu, state_after)
+            changes: dict[StateKey, str | None] = {}
+            memberships: dict[str, Membership] = {}
+            prevs = set(pdu.prev_event_ids)
+            replaced = [e for e in room.extremities if e in prevs]
+            extremities = room.extremities
+            current = room.state
+            if in_timeline:
+                extremities = [e for e in room.extremities if e not in prevs] + [pdu.event_id]
+                if len(extremities) == 1:
+                    current = state_after
+                else:
+                    current = await resolve_current(extremities)
+                changes = {k: v for k, v in current.items() if room.state.get(k) != v}
+                changes.update({k: None for k in room.state if k not in current})
+                member_ids = {k[1]: v for k, v in changes.items()
+                              if k[0] == "m.room.member" and v is not None}
+                member_pdus = await self.get_pdus(list(member_ids.values()))
+                for user_id, event_id in member_ids.items():
+                    member = member_pdus.get(event_id)
+                    if member is not None and member.membership is not None:
+                        memberships[user_id] = Membership(member.membership, event_id, stream)
+            await persist_event(self._db, PersistEvent(
+                pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
+                state_group=group, new_state_group=write, current_state_changes=changes,
+                membership_changes=memberships, extremities_replaced=replaced))
+        finally:
+            self._stream.finish(stream)
+        self._cache_pdu(pdu)
+        if write is not None:
+            self._state.remember_written(write, state_after)
+        if not in_timeline:
+            return stream
+        room.state = dict(current)
+        room.extremities = extremities
+        room.state_group = group if len(extremities) == 1 else None
+        room.depth = max(room.depth, pdu.depth)
+        users = [k[1] for k in changes if k[0] == "m.room.member"]
+        self._notifier.announce(self._stream.current, rooms=[room.room_id], users=users)
+        for callback in self.on_persisted:
+            callback(pdu, stream)
+        return stream
+
+    async def _group_for(self, room_id: str, pdu: PDU, state: Mapping[StateKey, str],
+                         ) -> tuple[int, StateGroupWrite | None]:
+        """A state group holding ``state``: the first prev event's group when unchanged,
+        else a new one stored as a delta over it (or a full snapshot)."""
+        base_group = None
+        if pdu.prev_event_ids:
+            stored = await self._events.get_event(pdu.prev_event_ids[0])
+            base_group = stored.state_group if stored is not None else None
+        group = self._state_groups.allocate()
+        self._state_groups.finish(group)
+        if base_group is None:
+            return group, await self._state.plan_group(group, room_id, None, dict(state))
+        base = await self._state.get_state(base_group)
+        delta: dict[StateKey, str | None] = {k: v for k, v in state.items() if base.get(k) != v}
+        delta.update({k: None for k in base if k not in state})
+        if not delta:
+            return base_group, None
+        return group, await self._state.plan_group(group, room_id, base_group, delta)

@@ -95,6 +95,7 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
             " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3"
             " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            " AND NOT e.soft_failed"
             " ORDER BY e.stream_ordering DESC LIMIT $4",
             room_id, after, upto, limit,
         )
@@ -116,6 +117,7 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
             f" WHERE e.room_id = $1 AND {where}"
             " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            " AND NOT e.soft_failed"
             f" ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT $4",
             room_id, depth, stream, limit,
         )
@@ -127,6 +129,7 @@ class EventStore:
         row = await self._db.fetchrow(
             "SELECT depth, stream_ordering FROM events WHERE room_id = $1"
             " AND stream_ordering <= $2 AND NOT outlier AND rejected_reason IS NULL"
+            " AND NOT soft_failed"
             " ORDER BY stream_ordering DESC LIMIT 1",
             room_id, upto_stream,
         )
@@ -150,6 +153,7 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
             f" WHERE e.room_id = $1 AND e.origin_server_ts {op} $2"
             " AND NOT e.outlier AND e.rejected_reason IS NULL"
+            " AND NOT e.soft_failed"
             f" ORDER BY e.origin_server_ts {order}, e.stream_ordering {order} LIMIT $3",
             room_id, ts, limit,
         )

@@ -133,7 +133,8 @@ class RelationStore:
         bound, order = _after(backwards, len(args) + 1)
         args += [*position, limit]
         rows = await self._db.fetch(
-            f"{source} AND NOT e.outlier AND e.rejected_reason IS NULL AND {bound}"
+            f"{source} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
+            f" AND {bound}"
             f" ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ${len(args)}", *args)
         return [(r["event_id"], int(r["depth"]), int(r["stream_ordering"])) for r in rows]
 

@@ -77,7 +77,7 @@ def search_statements(engine: str, item: PersistEvent) -> list[Statement]:
         out.append(Statement(
             f"DELETE FROM event_search WHERE {key} ="
             " (SELECT stream_ordering FROM events WHERE event_id = $1)", (pdu.redacts,)))
-    text = None if item.outlier or item.rejected_reason is not None else searchable_text(pdu)
+    text = None if not item.in_timeline else searchable_text(pdu)
     if text is not None:
         out.append(Statement(
             "INSERT INTO event_search (rowid, value) VALUES ($1, $2)" if engine == "sqlite"
