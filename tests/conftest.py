@@ -22,7 +22,7 @@ from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
 
 if Path(__file__).with_name("server_fixtures.py").exists():
-    pytest_plugins = ["server_fixtures", "js_clients"]
+    pytest_plugins = ["server_fixtures", "js_clients", "federation_fixtures"]
 
 POSTGRES_ENV = "MYELIN_TEST_POSTGRES"
 POSTGRES_SKIP_REASON = f"set {POSTGRES_ENV} to a DSN to run PostgreSQL tests"

@@ -43,6 +43,7 @@ from myelin.api.client import (
 )
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.federation import keys as federation_keys
+from myelin.api.federation import query as federation_query
 from myelin.api.http.endpoint import Endpoint
 
 _MODULES = (
@@ -82,6 +83,7 @@ _MODULES = (
     media_legacy,
     federation_discovery,
     federation_keys,
+    federation_query,
 )
 
 
