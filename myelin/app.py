@@ -28,10 +28,18 @@ from myelin.services.cross_signing import CrossSigningService
 from myelin.services.directory import DirectoryService
 from myelin.services.e2e_keys import E2eKeyService, KeyChanges
 from myelin.services.ephemeral import EphemeralStream
+from myelin.services.federation.acl import RoomAcls
 from myelin.services.federation.client import FederationClient
 from myelin.services.federation.discovery import ServerResolver
+from myelin.services.federation.event_validation import EventValidator
+from myelin.services.federation.invites import Invites
+from myelin.services.federation.joins import Joins
 from myelin.services.federation.keyring import Keyring
+from myelin.services.federation.outbound import RoomDistributor
+from myelin.services.federation.receiver import TransactionReceiver
 from myelin.services.federation.request_auth import FederationAuthenticator
+from myelin.services.federation.room_data import RoomData
+from myelin.services.federation.sender import FederationSender
 from myelin.services.filtering import FilterService
 from myelin.services.key_backup import KeyBackupService
 from myelin.services.media.blobs import FileBlobStore
@@ -53,6 +61,7 @@ from myelin.services.reports import ReportService
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.history import HistoryService
+from myelin.services.rooms.incoming import IncomingEvents
 from myelin.services.rooms.membership import MembershipService
 from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
@@ -77,6 +86,7 @@ from myelin.storage.stores.devices import DeviceStore
 from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.e2e_keys import E2eKeyStore
 from myelin.storage.stores.events import EventStore
+from myelin.storage.stores.federation_outbox import FederationOutboxStore
 from myelin.storage.stores.filters import FilterStore
 from myelin.storage.stores.key_backup import KeyBackupStore
 from myelin.storage.stores.media import MediaStore
@@ -150,6 +160,14 @@ class Services:
     federation_client: FederationClient
     keyring: Keyring
     federation_auth: FederationAuthenticator
+    federation_sender: FederationSender
+    federation_receiver: TransactionReceiver
+    room_distributor: RoomDistributor
+    room_acls: RoomAcls
+    room_data: RoomData
+    joins: Joins
+    invites: Invites
+    incoming: IncomingEvents
 
 
 async def connect(config: Config) -> Database:
@@ -242,6 +260,19 @@ async def build_services(config: Config) -> Services:
                               timeline.stream, notifier)
     directory = DirectoryService(timeline, state_store, aliases, DirectoryStore(db),
                                  config.server_name)
+    federation_client, keyring = _federation(config, db, signing_key)
+    validator = EventValidator(keyring)
+    incoming = IncomingEvents(timeline, event_store, state_store)
+    federation_sender = FederationSender(FederationOutboxStore(db), federation_client,
+                                         config.server_name)
+    distributor = RoomDistributor(federation_sender, state_store, config.server_name)
+    if config.federation.enabled:
+        timeline.on_persisted.append(distributor.on_persisted)
+    invites = Invites(config.server_name, signing_key, federation_client, keyring, validator,
+                      timeline, event_store, state_store)
+    joins = Joins(config.server_name, signing_key, federation_client, validator, timeline,
+                  incoming, event_store, state_store, distributor.distribute, invites)
+    room_acls = RoomAcls(timeline)
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version],
                                profiles.member_content)
@@ -256,7 +287,6 @@ async def build_services(config: Config) -> Services:
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
-    federation_client, keyring = _federation(config, db, signing_key)
     media_store = MediaStore(db)
     blobs = FileBlobStore(config.resolve(config.media_store_path))
     thumbnails = ThumbnailService(media_store, blobs, config.media)
@@ -274,7 +304,8 @@ async def build_services(config: Config) -> Services:
         timeline=timeline,
         room_creator=room_creator,
         membership=MembershipService(timeline, state_store, aliases, config.server_name,
-                                     profiles.member_content),
+                                     profiles.member_content,
+                                     joins if config.federation.enabled else None),
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,
@@ -317,6 +348,16 @@ async def build_services(config: Config) -> Services:
         federation_client=federation_client,
         keyring=keyring,
         federation_auth=FederationAuthenticator(keyring, config.server_name),
+        federation_sender=federation_sender,
+        federation_receiver=TransactionReceiver(config.server_name, federation_client,
+                                                validator, incoming, timeline, event_store,
+                                                state_store, room_acls.allows),
+        room_distributor=distributor,
+        room_acls=room_acls,
+        room_data=RoomData(config.server_name, timeline, incoming, event_store, state_store),
+        joins=joins,
+        invites=invites,
+        incoming=incoming,
     )
 
 
@@ -382,6 +423,8 @@ class Homeserver:
         grace = config.listen.shutdown_grace_seconds
         try:
             await self.services.push_delivery.start()
+            if config.federation.enabled:
+                await self.services.federation_sender.start()
             runner: web.BaseRunner = web.ServerRunner(
                 self._make_server(self.services, metrics, all_endpoints()), access_log=None,
                 handle_signals=False, shutdown_timeout=grace,
@@ -437,6 +480,8 @@ class Homeserver:
             await self.services.push_delivery.stop()
             await self.services.media.close()
             await self.services.url_previews.close()
+            await self.services.room_distributor.drain()
+            await self.services.federation_sender.stop()
             await self.services.federation_client.close()
             await self.services.db.close()
             self.services = None

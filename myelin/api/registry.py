@@ -42,7 +42,9 @@ from myelin.api.client import (
     voip,
 )
 from myelin.api.federation import discovery as federation_discovery
+from myelin.api.federation import events as federation_events
 from myelin.api.federation import keys as federation_keys
+from myelin.api.federation import membership as federation_membership
 from myelin.api.federation import query as federation_query
 from myelin.api.http.endpoint import Endpoint
 
@@ -84,6 +86,8 @@ _MODULES = (
     federation_discovery,
     federation_keys,
     federation_query,
+    federation_membership,
+    federation_events,
 )
 
 

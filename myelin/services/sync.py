@@ -274,6 +274,13 @@ class SyncService:
 
     async def _stripped(self, room_id: str, membership_event_id: str) -> list[dict[str, Any]]:
         state = await self._state.get_current_state(room_id)
+        if not state:  # a room on another server: what its invite carried
+            event = (await self._timeline.get_pdus([membership_event_id])).get(
+                membership_event_id)
+            if event is not None and isinstance(event.unsigned.get("invite_room_state"), list):
+                own = {"type": event.type, "state_key": event.state_key,
+                       "content": event.data.get("content", {}), "sender": event.sender}
+                return [*event.unsigned["invite_room_state"], own]
         wanted = [state[(t, "")] for t in STRIPPED_STATE_TYPES if (t, "") in state]
         pdus = await self._timeline.get_pdus([*wanted, membership_event_id])
         return [{"type": p.type, "state_key": p.state_key, "content": p.data.get("content", {}),

@@ -24,8 +24,10 @@ class TargetBody(msgspec.Struct):
 @routes.client("POST", "/join/{roomIdOrAlias}", body=ReasonBody, body_optional=True,
                rate_limit="join")
 async def join_by_id_or_alias(request: MatrixRequest) -> dict[str, Any]:
+    # "via" (and the older "server_name"): servers to try when the room is elsewhere.
+    via = request.http.query.getall("via", []) + request.http.query.getall("server_name", [])
     room_id = await request.services.membership.join(
-        request.user.user_id, request.params["roomIdOrAlias"], request.body.reason)
+        request.user.user_id, request.params["roomIdOrAlias"], request.body.reason, via=via)
     return {"room_id": room_id}
 
 
@@ -40,8 +42,9 @@ async def join_room(request: MatrixRequest) -> dict[str, Any]:
 @routes.client("POST", "/knock/{roomIdOrAlias}", body=ReasonBody, body_optional=True,
                rate_limit="join")
 async def knock(request: MatrixRequest) -> dict[str, Any]:
+    via = request.http.query.getall("via", []) + request.http.query.getall("server_name", [])
     room_id = await request.services.membership.knock(
-        request.user.user_id, request.params["roomIdOrAlias"], request.body.reason)
+        request.user.user_id, request.params["roomIdOrAlias"], request.body.reason, via=via)
     return {"room_id": room_id}
 
 

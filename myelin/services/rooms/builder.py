@@ -45,8 +45,8 @@ class EventBuilder:
             "content": dict(content),
             "depth": depth,
             "origin_server_ts": origin_server_ts,
-            "prev_events": self._references(room_version, prev_events),
-            "auth_events": self._references(room_version, auth_events),
+            "prev_events": self.references(room_version, prev_events),
+            "auth_events": self.references(room_version, auth_events),
         }
         if room_id is not None:
             data["room_id"] = room_id
@@ -61,7 +61,8 @@ class EventBuilder:
         return PDU(signed, room_version)
 
     @staticmethod
-    def _references(room_version: RoomVersion, events: Sequence[PDU]) -> list[Any]:
+    def references(room_version: RoomVersion, events: Sequence[PDU]) -> list[Any]:
+        """prev_events/auth_events as the room version writes them."""
         if room_version.event_id_format is EventIdFormat.SERVER_GENERATED:
             return [[e.event_id, {"sha256": encode_base64(reference_hash(e.data, room_version))}]
                     for e in events]

@@ -49,10 +49,12 @@ class IncomingEvents:
         self._events = events
         self._state = state
 
-    async def receive(self, pdu: PDU, *, state_before: StateMap | None = None) -> Outcome:
+    async def receive(self, pdu: PDU, *, state_before: StateMap | None = None,
+                      joining: bool = False) -> Outcome:
         """Check and store one event of a room this server takes part in.
 
-        Already stored: returns its stored outcome without doing anything."""
+        ``joining``: our own join of a room whose state we just received; that state is the
+        current state it is checked against. Already stored: returns its stored outcome."""
         stored = await self._events.get_event(pdu.event_id)
         if stored is not None:
             return Outcome(pdu.event_id, stored.rejected_reason)
@@ -66,7 +68,7 @@ class IncomingEvents:
             soft_failed = False
             if rejected is None:
                 rejected = await self._check_against(room, pdu, state_before, "state before it")
-            if rejected is None:
+            if rejected is None and not joining:
                 soft_failed = await self._check_against(room, pdu, room.state,
                                                         "current state") is not None
                 if soft_failed:
@@ -142,12 +144,13 @@ class IncomingEvents:
             if key in auth_state:
                 return f"two auth events for {key}"
             auth_state[key] = event.pdu
-        create_id = room.state.get(CREATE)
-        if room.room_version.room_id_from_create_event and create_id is not None:
+        if room.room_version.room_id_from_create_event and pdu.type != "m.room.create":
             # Room version 12: the create event is implied by the room ID, never listed.
+            create_id = implied_create_event_id(pdu.room_id)
             create = (await self._timeline.get_pdus([create_id])).get(create_id)
-            if create is not None:
-                auth_state[CREATE] = create
+            if create is None:
+                raise MissingEvents([create_id])
+            auth_state[CREATE] = create
         return _auth_failure(pdu, auth_state)
 
     async def _check_against(self, room: RoomState, pdu: PDU, state: Mapping[StateKey, str],
@@ -159,6 +162,11 @@ class IncomingEvents:
         auth_state = {key: pdus[event_id] for key, event_id in ids.items() if event_id in pdus}
         failure = _auth_failure(pdu, auth_state)
         return None if failure is None else f"{failure} (against the {what})"
+
+
+def implied_create_event_id(room_id: str) -> str:
+    """Room version 12: the room ID is the create event's ID with "!" for "$"."""
+    return "$" + room_id[1:]
 
 
 def _auth_failure(pdu: PDU, auth_state: Mapping[StateKey, PDU]) -> str | None:

@@ -24,12 +24,13 @@ from myelin.core.room_versions import RoomVersion
 from myelin.errors import MatrixError, bad_json, forbidden, too_large
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
-from myelin.storage.database import Database
+from myelin.storage.database import Database, Statement
 from myelin.storage.persistence import (
     ClientTransaction,
     Membership,
     NewRoom,
     PersistEvent,
+    event_statements,
     persist_event,
 )
 from myelin.storage.sequences import StreamPositions
@@ -157,6 +158,7 @@ class Timeline:
         state_key: str | None = None,
         redacts: str | None = None,
         client_txn: tuple[str, str, str, str] | None = None,
+        countersign: Callable[[PDU, RoomState], Awaitable[PDU]] | None = None,
     ) -> PDU:
         """Create, authorise and persist a local event; 403 if the auth rules refuse it.
 
@@ -183,6 +185,11 @@ class Timeline:
             response = None
             if client_txn is not None:
                 response = ClientTransaction(*client_txn, response=b"", created_ts=now_ms())
+            if countersign is not None:
+                # An invite of another server's user carries that server's signature too
+                # (server-server API, "Inviting to a room"); it is checked before storing.
+                check_auth(pdu, auth_state)
+                pdu = await countersign(pdu, room)
             await self._authorise_and_persist(room, pdu, auth_state, client_txn=response)
             return pdu
 
@@ -295,7 +302,9 @@ class Timeline:
                 changes.update({k: None for k in room.state if k not in current})
                 member_ids = {k[1]: v for k, v in changes.items()
                               if k[0] == "m.room.member" and v is not None}
-                member_pdus = await self.get_pdus(list(member_ids.values()))
+                member_pdus = await self.get_pdus(
+                    [e for e in member_ids.values() if e != pdu.event_id])
+                member_pdus[pdu.event_id] = pdu
                 for user_id, event_id in member_ids.items():
                     member = member_pdus.get(event_id)
                     if member is not None and member.membership is not None:
@@ -339,3 +348,46 @@ class Timeline:
         if not delta:
             return base_group, None
         return group, await self._state.plan_group(group, room_id, base_group, delta)
+
+    async def store_outliers(self, pdus: list[PDU], *, new_room: NewRoom | None = None) -> None:
+        """Store events known only as auth events or state of a room being joined: they are
+        not in the timeline (no stream visibility, no state) until something links them."""
+        stored = await self._events.get_events([p.event_id for p in pdus])
+        fresh = [p for p in pdus if p.event_id not in stored]
+        if not fresh and new_room is None:
+            return
+        statements = []
+        positions = []
+        try:
+            for index, pdu in enumerate(fresh):
+                stream = self._stream.allocate()
+                positions.append(stream)
+                statements += event_statements(PersistEvent(
+                    pdu, stream, outlier=True,
+                    new_room=new_room if index == 0 else None))
+            await self._db.write_batch(statements)
+        finally:
+            for stream in positions:
+                self._stream.finish(stream)
+        for pdu in fresh:
+            self._cache_pdu(pdu)
+
+    async def store_remote_membership(self, pdu: PDU, *, new_room: NewRoom | None) -> None:
+        """A membership event of a room this server is not in (an invite from another
+        server): kept as an outlier, with the user's membership, so /sync shows it."""
+        stream = self._stream.allocate()
+        try:
+            statements = event_statements(PersistEvent(pdu, stream, outlier=True,
+                                                       new_room=new_room))
+            statements.append(Statement(
+                "INSERT INTO room_memberships (room_id, user_id, membership, event_id,"
+                " stream_ordering) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, user_id)"
+                " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
+                " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
+                (pdu.room_id, pdu.state_key, pdu.membership, pdu.event_id, stream)))
+            await self._db.write_batch(statements)
+        finally:
+            self._stream.finish(stream)
+        self._cache_pdu(pdu)
+        self._notifier.announce(self._stream.current, rooms=[pdu.room_id],
+                                users=[pdu.state_key or ""])

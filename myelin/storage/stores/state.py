@@ -125,6 +125,13 @@ class StateStore:
         return [(r["room_id"], r["membership"], r["event_id"], int(r["stream_ordering"]))
                 for r in rows]
 
+    async def joined_members(self, room_id: str) -> list[str]:
+        rows = await self._db.fetch(
+            "SELECT user_id FROM room_memberships WHERE room_id = $1 AND membership = 'join'",
+            room_id,
+        )
+        return [r["user_id"] for r in rows]
+
     async def count_joined(self, room_id: str) -> int:
         value = await self._db.fetchval(
             "SELECT COUNT(*) FROM room_memberships WHERE room_id = $1 AND membership = 'join'",
