@@ -41,19 +41,19 @@ async def timeline_texts(client: Client, room_id: str, limit: int = 100) -> list
             if e["type"] == "m.room.message"]
 
 
-async def wait_for(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+async def wait_for(check: Any, within: float = 15.0, interval: float = 0.1) -> Any:
     """Poll ``check`` (an async callable) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
+    raise AssertionError(f"condition not met within {within} s (last: {last!r})")
 
 
-async def wait_for_text(client: Client, room_id: str, text: str, timeout: float = 15.0) -> None:
+async def wait_for_text(client: Client, room_id: str, text: str, within: float = 15.0) -> None:
     async def seen() -> bool:
         return text in await timeline_texts(client, room_id)
-    await wait_for(seen, timeout)
+    await wait_for(seen, within)
