@@ -58,3 +58,108 @@ async def test_synapse_user_joins_a_myelin_room(
         response = await alice.get(f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
         return f"@sue2:{synapse.server_name}" in response.json.get("joined", {})
     await wait_for(sue_is_member)
+
+
+async def test_invites_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue3")
+    sue_id = f"@sue3:{synapse.server_name}"
+    # Myelin invites a Synapse user; she accepts.
+    room_id = await create_room(alice, preset="private_chat")
+    response = await alice.post(f"/_matrix/client/v3/rooms/{quote(room_id)}/invite",
+                                {"user_id": sue_id})
+    assert response.status == 200, response
+
+    async def sue_invited() -> bool:
+        sync = await sue.get("/_matrix/client/v3/sync?timeout=0")
+        return room_id in sync.json["rooms"].get("invite", {})
+    await wait_for(sue_invited)
+    assert (await join(sue, room_id)).status == 200
+    await send_text(sue, room_id, "accepted")
+    await wait_for_text(alice, room_id, "accepted")
+
+    # Synapse invites a Myelin user; he sees the invite, rejects one and accepts another.
+    bob = await logged_in_user(myelin, "bob")
+    bob_id = myelin.user_id("bob")
+    for name in ("declined", "accepted"):
+        other = await create_room(sue, preset="private_chat", name=name)
+        response = await sue.post(f"/_matrix/client/v3/rooms/{quote(other)}/invite",
+                                  {"user_id": bob_id})
+        assert response.status == 200, (response, synapse.log_tail())
+
+        async def bob_invited(room: str = other) -> object:
+            sync = await bob.get("/_matrix/client/v3/sync?timeout=0")
+            return sync.json["rooms"].get("invite", {}).get(room)
+        invite = await wait_for(bob_invited)
+        names = [e["content"].get("name") for e in invite["invite_state"]["events"]
+                 if e["type"] == "m.room.name"]
+        assert names == [name]
+        if name == "declined":
+            left = await bob.post(f"/_matrix/client/v3/rooms/{quote(other)}/leave", {})
+            assert left.status == 200, left
+
+            async def sue_sees_decline(room: str = other) -> bool:
+                state = await sue.get(
+                    f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.member/{bob_id}")
+                return state.status == 200 and state.json.get("membership") == "leave"
+            await wait_for(sue_sees_decline)
+        else:
+            assert (await join(bob, other)).status == 200
+            await send_text(bob, other, "hi sue")
+            await wait_for_text(sue, other, "hi sue")
+
+
+async def test_power_levels_kick_ban_leave_and_rejoin(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue4")
+    sue_id = f"@sue4:{synapse.server_name}"
+    room_id = await create_room(alice)
+    assert (await join(sue, room_id, via=[myelin.server_name])).status == 200
+    # Alice (PL 100) sets the topic; Sue (PL 0) may not.
+    topic = await alice.request("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                                "m.room.topic", {"topic": "set by alice"})
+    assert topic.status == 200
+
+    async def sue_sees_topic() -> bool:
+        state = await sue.get(f"/_matrix/client/v3/rooms/{quote(room_id)}/state/m.room.topic")
+        return state.status == 200 and state.json.get("topic") == "set by alice"
+    await wait_for(sue_sees_topic)
+    refused = await sue.request("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                                "m.room.topic", {"topic": "sue's"})
+    assert refused.status == 403
+    # Kick, rejoin, leave, rejoin, ban: each reaches the other side.
+    kicked = await alice.post(f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
+                              {"user_id": sue_id, "reason": "test"})
+    assert kicked.status == 200
+
+    async def sue_membership(expected: str) -> bool:
+        state = await sue.get(f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                              f"m.room.member/{sue_id}")
+        return state.status == 200 and state.json.get("membership") == expected
+    await wait_for(lambda: sue_membership("leave"))
+    assert (await join(sue, room_id, via=[myelin.server_name])).status == 200
+    await send_text(sue, room_id, "back again")
+    await wait_for_text(alice, room_id, "back again")
+    assert (await sue.post(f"/_matrix/client/v3/rooms/{quote(room_id)}/leave", {})).status == 200
+
+    async def alice_sees(membership: str) -> bool:
+        state = await alice.get(f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                                f"m.room.member/{sue_id}")
+        return state.status == 200 and state.json.get("membership") == membership
+    await wait_for(lambda: alice_sees("leave"))
+    assert (await join(sue, room_id, via=[myelin.server_name])).status == 200
+    await wait_for(lambda: alice_sees("join"))
+    banned = await alice.post(f"/_matrix/client/v3/rooms/{quote(room_id)}/ban",
+                              {"user_id": sue_id})
+    assert banned.status == 200
+
+    async def sue_is_refused() -> bool:  # once Synapse has the ban, her join is refused
+        again = await join(sue, room_id, via=[myelin.server_name])
+        assert again.status in (200, 403), again
+        return again.status == 403
+    await wait_for(sue_is_refused)
+    assert await alice_sees("ban")
