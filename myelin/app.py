@@ -29,6 +29,7 @@ from myelin.services.directory import DirectoryService
 from myelin.services.e2e_keys import E2eKeyService, KeyChanges
 from myelin.services.ephemeral import EphemeralStream
 from myelin.services.federation.acl import RoomAcls
+from myelin.services.federation.backfill import Backfiller
 from myelin.services.federation.client import FederationClient
 from myelin.services.federation.discovery import ServerResolver
 from myelin.services.federation.event_validation import EventValidator
@@ -273,6 +274,12 @@ async def build_services(config: Config) -> Services:
     joins = Joins(config.server_name, signing_key, federation_client, validator, timeline,
                   incoming, event_store, state_store, distributor.distribute, invites)
     room_acls = RoomAcls(timeline)
+    receiver = TransactionReceiver(config.server_name, federation_client, validator, incoming,
+                                   timeline, event_store, state_store, room_acls.allows)
+    if config.federation.enabled:
+        history.backfill = Backfiller(config.server_name, db, federation_client, validator,
+                                      incoming, timeline, event_store, state_store,
+                                      receiver).backfill
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version],
                                profiles.member_content)
@@ -349,9 +356,7 @@ async def build_services(config: Config) -> Services:
         keyring=keyring,
         federation_auth=FederationAuthenticator(keyring, config.server_name),
         federation_sender=federation_sender,
-        federation_receiver=TransactionReceiver(config.server_name, federation_client,
-                                                validator, incoming, timeline, event_store,
-                                                state_store, room_acls.allows),
+        federation_receiver=receiver,
         room_distributor=distributor,
         room_acls=room_acls,
         room_data=RoomData(config.server_name, timeline, incoming, event_store, state_store),

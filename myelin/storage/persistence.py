@@ -59,6 +59,8 @@ class PersistEvent:
     membership_changes: Mapping[str, Membership] = field(default_factory=dict)  # by user ID
     extremities_replaced: Sequence[str] = ()  # become non-extremities
     becomes_extremity: bool = True  # False for a received event some known event already follows
+    historical: bool = False  # backfilled: in the timeline, but room state and DAG tips untouched
+    replaces_outlier: bool = False  # the event is stored as an outlier: turn that row into this
     new_room: NewRoom | None = None
     client_transaction: ClientTransaction | None = None
     applies_redaction: bool = False  # the event is a redaction that takes effect
@@ -87,6 +89,18 @@ def event_statements(item: PersistEvent) -> list[Statement]:
             (room.room_id, room.room_version, room.creator, room.created_ts)))
     if item.new_state_group is not None:
         out += state_group_statements(item.new_state_group)
+    if item.replaces_outlier:
+        out.append(Statement(
+            "UPDATE events SET stream_ordering = $2, outlier = $3, rejected_reason = $4,"
+            " state_group = $5, soft_failed = $6 WHERE event_id = $1",
+            (pdu.event_id, item.stream_ordering, item.outlier, item.rejected_reason,
+             item.state_group, item.soft_failed)))
+        if item.in_timeline and not item.historical:
+            out += _room_statements(room_id, pdu.event_id, item)
+        out += relation_statements(pdu, item.stream_ordering,
+                                   applied_redaction=item.applies_redaction,
+                                   in_timeline=item.in_timeline)
+        return out
     out.append(Statement(
         "INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,"
         " origin_server_ts, json, outlier, rejected_reason, state_group, sender_device, txn_id,"
@@ -109,7 +123,7 @@ def event_statements(item: PersistEvent) -> list[Statement]:
         out.append(Statement(
             "INSERT INTO event_auth (event_id, auth_event_id) VALUES ($1, $2)",
             [(pdu.event_id, auth) for auth in dict.fromkeys(pdu.auth_event_ids)], many=True))
-    if item.in_timeline:
+    if item.in_timeline and not item.historical:
         out += _room_statements(room_id, pdu.event_id, item)
     # After the redactions row: a redacted thread event no longer counts as thread activity.
     out += relation_statements(pdu, item.stream_ordering, applied_redaction=item.applies_redaction,

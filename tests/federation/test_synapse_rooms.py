@@ -163,3 +163,40 @@ async def test_power_levels_kick_ban_leave_and_rejoin(
         return again.status == 403
     await wait_for(sue_is_refused)
     assert await alice_sees("ban")
+
+
+async def paginate_all(client: object, room_id: str) -> list[str]:
+    texts: list[str] = []
+    token = None
+    for _ in range(60):
+        query = "dir=b&limit=50" + (f"&from={quote(token)}" if token else "")
+        page = await client.get(  # type: ignore[attr-defined]
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/messages?{query}")
+        assert page.status == 200, page
+        texts += [e["content"]["body"] for e in page.json["chunk"]
+                  if e["type"] == "m.room.message"]
+        token = page.json.get("end")
+        if token is None or not page.json["chunk"]:
+            break
+    return list(reversed(texts))
+
+
+async def test_backfill_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue5")
+    # Synapse's history, read from Myelin after a late join.
+    theirs = await create_room(sue, name="Synapse history")
+    sent = [f"s{i}" for i in range(200)]
+    for text in sent:
+        await send_text(sue, theirs, text)
+    assert (await join(alice, theirs, via=[synapse.server_name])).status == 200
+    assert await paginate_all(alice, theirs) == sent
+    # Myelin's history, read from Synapse after a late join.
+    ours = await create_room(alice, name="Myelin history")
+    mine = [f"m{i}" for i in range(200)]
+    for text in mine:
+        await send_text(alice, ours, text)
+    assert (await join(sue, ours, via=[myelin.server_name])).status == 200
+    assert await paginate_all(sue, ours) == mine

@@ -161,6 +161,29 @@ class TransactionReceiver:
             except (MissingEvents, FederationError) as e:
                 log.info("missing event %s not processed: %s", event.event_id, e)
 
+    async def fetch_auth_events(self, origin: str, pdu: PDU) -> None:
+        """Make sure the auth events of ``pdu`` are stored, asking ``origin`` if not."""
+        stored = await self._events.get_events(pdu.auth_event_ids)
+        if any(e not in stored for e in pdu.auth_event_ids):
+            await self._fetch_auth_chain(origin, pdu, pdu.room_version)
+
+    async def state_at(self, origin: str, pdu: PDU) -> dict[StateKey, str]:
+        """The state before ``pdu`` as ``origin`` answers ``/state`` for it (one request with
+        the events and their auth chain), each event checked before it is stored."""
+        answer = await self._client.request(
+            origin, "GET", f"/_matrix/federation/v1/state/{quote(pdu.room_id, safe='')}",
+            query={"event_id": pdu.event_id})
+        raw_state = answer.get("pdus") if isinstance(answer, dict) else None
+        raw_chain = answer.get("auth_chain") if isinstance(answer, dict) else None
+        state, _ = await self._validator.validate_many(
+            raw_state if isinstance(raw_state, list) else [], pdu.room_version)
+        chain, _ = await self._validator.validate_many(
+            raw_chain if isinstance(raw_chain, list) else [], pdu.room_version)
+        await self._store_checked_outliers(pdu.room_id, {**chain, **state})
+        known = await self._events.get_events(state)
+        return {p.state_tuple: p.event_id for e, p in state.items()
+                if p.is_state and e in known and known[e].rejected_reason is None}
+
     async def _fetch_auth_chain(self, origin: str, pdu: PDU, version: RoomVersion) -> None:
         """Server-server API, "Retrieving event authorisation information"."""
         answer = await self._client.request(

@@ -8,6 +8,7 @@ forwards the events after it. A sync token ("s<stream>") is accepted as a starti
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,9 @@ class HistoryService:
     def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
                  visibility: Visibility, bundler_for: BundlerFactory = no_bundler) -> None:
         self._bundler_for = bundler_for
+        # Set by the federation layer: fetch older events of a room from other servers;
+        # returns how many it added.
+        self.backfill: Callable[[str, int], Awaitable[int]] | None = None
         self._events = events
         self._state = state
         self._timeline = timeline
@@ -91,6 +95,7 @@ class HistoryService:
         limit = min(effective_limit(room_filter, limit or DEFAULT_LIMIT), 1000)
         chunk: list[StoredEvent] = []
         cursor, exhausted = position, False
+        backfills = 0
         while len(chunk) < limit and not exhausted:
             wanted = limit * _FETCH_SLACK
             fetched = await self._events.get_room_events_by_topology(
@@ -106,6 +111,11 @@ class HistoryService:
                     if len(chunk) == limit:
                         exhausted = False
                         break
+            if exhausted and backwards and stop is None and self.backfill is not None \
+                    and backfills < 3:
+                # The start of what this server holds: ask the room's other servers for more.
+                backfills += 1
+                exhausted = await self.backfill(room_id, max(limit - len(chunk), 20)) == 0
         end = None if exhausted else cursor
         events = await serve_events(chunk, (user_id, device_id) if device_id else None,
                                     self._timeline.get_pdus,

@@ -50,13 +50,13 @@ class IncomingEvents:
         self._state = state
 
     async def receive(self, pdu: PDU, *, state_before: StateMap | None = None,
-                      joining: bool = False) -> Outcome:
+                      joining: bool = False, historical: bool = False) -> Outcome:
         """Check and store one event of a room this server takes part in.
 
         ``joining``: our own join of a room whose state we just received; that state is the
         current state it is checked against. Already stored: returns its stored outcome."""
         stored = await self._events.get_event(pdu.event_id)
-        if stored is not None:
+        if stored is not None and not (historical and stored.outlier):
             return Outcome(pdu.event_id, stored.rejected_reason)
         room = await self._timeline.room(pdu.room_id)
         if room is None:
@@ -68,7 +68,7 @@ class IncomingEvents:
             soft_failed = False
             if rejected is None:
                 rejected = await self._check_against(room, pdu, state_before, "state before it")
-            if rejected is None and not joining:
+            if rejected is None and not joining and not historical:
                 soft_failed = await self._check_against(room, pdu, room.state,
                                                         "current state") is not None
                 if soft_failed:
@@ -81,7 +81,8 @@ class IncomingEvents:
 
             await self._timeline.commit_received(
                 room, pdu, state_before, rejected_reason=rejected, soft_failed=soft_failed,
-                resolve_current=resolve_current)
+                resolve_current=resolve_current, historical=historical,
+                replaces_outlier=stored is not None)
         return Outcome(pdu.event_id, rejected, soft_failed)
 
     async def state_before(self, room: RoomState, pdu: PDU) -> StateMap:

@@ -83,6 +83,9 @@ class Timeline:
         # Called with each event persisted here and its stream position, after the notifier;
         # a callback must only schedule work (push evaluation), never block or raise.
         self.on_persisted: list[Callable[[PDU, int], None]] = []
+        # Backfilled events count down from the lowest stream position (see commit_received).
+        self._oldest_position: int | None = None
+        self._history_lock = asyncio.Lock()
 
     # -- reading --
 
@@ -274,12 +277,19 @@ class Timeline:
         self, room: RoomState, pdu: PDU, state_before: Mapping[StateKey, str], *,
         rejected_reason: str | None, soft_failed: bool,
         resolve_current: Callable[[list[str]], Awaitable[dict[StateKey, str]]],
+        historical: bool = False, replaces_outlier: bool = False,
     ) -> int:
         """Persist an event another server sent, once its checks decided its fate; the caller
         holds ``room.lock``. ``resolve_current`` gives the room's state across the given
-        forward extremities when there is more than one. Returns its stream position."""
+        forward extremities when there is more than one. ``historical`` (backfill): the
+        event goes before everything known, at a negative stream position, so /sync never
+        shows it as new, and it changes neither current state nor forward extremities.
+        Returns its stream position."""
         accepted = rejected_reason is None
-        in_timeline = accepted and not soft_failed
+        in_timeline = accepted and not soft_failed and not historical
+        if historical:
+            return await self._commit_historical(room, pdu, state_before, rejected_reason,
+                                                 replaces_outlier)
         state_after = dict(state_before)
         if accepted and pdu.is_state:
             state_after[pdu.state_tuple] = pdu.event_id
@@ -329,6 +339,27 @@ class Timeline:
         for callback in self.on_persisted:
             callback(pdu, stream)
         return stream
+
+    async def _commit_historical(self, room: RoomState, pdu: PDU,
+                                 state_before: Mapping[StateKey, str],
+                                 rejected_reason: str | None, replaces_outlier: bool) -> int:
+        state_after = dict(state_before)
+        if rejected_reason is None and pdu.is_state:
+            state_after[pdu.state_tuple] = pdu.event_id
+        async with self._history_lock:
+            if self._oldest_position is None:
+                lowest = await self._db.fetchval("SELECT MIN(stream_ordering) FROM events")
+                self._oldest_position = min(int(lowest or 0), 0)
+            self._oldest_position -= 1
+            position = self._oldest_position
+            group, write = await self._group_for(room.room_id, pdu, state_after)
+            await persist_event(self._db, PersistEvent(
+                pdu, position, rejected_reason=rejected_reason, state_group=group,
+                new_state_group=write, historical=True, replaces_outlier=replaces_outlier))
+        self._cache_pdu(pdu)
+        if write is not None:
+            self._state.remember_written(write, state_after)
+        return position
 
     async def _group_for(self, room_id: str, pdu: PDU, state: Mapping[StateKey, str],
                          ) -> tuple[int, StateGroupWrite | None]:
