@@ -37,6 +37,7 @@ from myelin.services.federation.invites import Invites
 from myelin.services.federation.joins import Joins
 from myelin.services.federation.keyring import Keyring
 from myelin.services.federation.outbound import RoomDistributor
+from myelin.services.federation.queries import RemoteQueries
 from myelin.services.federation.receiver import TransactionReceiver
 from myelin.services.federation.request_auth import FederationAuthenticator
 from myelin.services.federation.room_data import RoomData
@@ -274,6 +275,10 @@ async def build_services(config: Config) -> Services:
     joins = Joins(config.server_name, signing_key, federation_client, validator, timeline,
                   incoming, event_store, state_store, distributor.distribute, invites)
     room_acls = RoomAcls(timeline)
+    if config.federation.enabled:
+        remote_queries = RemoteQueries(federation_client)
+        profiles.remote = remote_queries
+        directory.remote = remote_queries
     receiver = TransactionReceiver(config.server_name, federation_client, validator, incoming,
                                    timeline, event_store, state_store, room_acls.allows)
     if config.federation.enabled:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from myelin.core.auth.levels import CREATE, POWER_LEVELS, PowerLevels
 from myelin.core.events import PDU, StateKey
@@ -112,6 +112,10 @@ def _parse_token(token: str) -> tuple[str, _Key | None]:
     return direction, (-int(count), room_id)
 
 
+class RemoteAliases(Protocol):
+    async def alias(self, alias: str) -> dict[str, Any]: ...
+
+
 class DirectoryService:
     def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore,
                  store: DirectoryStore, server_name: str) -> None:
@@ -120,6 +124,8 @@ class DirectoryService:
         self._aliases = aliases
         self._store = store
         self._server_name = server_name
+        # Set by the federation layer: aliases of other servers.
+        self.remote: RemoteAliases | None = None
 
     # -- room aliases --
 
@@ -149,8 +155,9 @@ class DirectoryService:
     async def resolve_alias(self, alias_text: str) -> dict[str, Any]:
         alias = RoomAlias.parse(alias_text)
         if alias.domain != self._server_name:
-            raise not_found(f"Room alias {alias} not found (aliases of other servers cannot "
-                            "be resolved yet)")
+            if self.remote is None:
+                raise not_found(f"Room alias {alias} not found (federation is off)")
+            return await self.remote.alias(str(alias))
         room_id = await self._aliases.get_room_id(str(alias))
         if room_id is None:
             raise not_found(f"Room alias {alias} not found")

@@ -14,7 +14,7 @@ import logging
 import re
 import unicodedata
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -74,6 +74,10 @@ def default_profile(user_id: str) -> StoredProfile:
     return StoredProfile(UserID.parse(user_id).localpart, None, {})
 
 
+class RemoteProfiles(Protocol):
+    async def profile(self, user_id: str, field: str | None = None) -> dict[str, Any]: ...
+
+
 class ProfileService:
     def __init__(self, store: ProfileStore, timeline: Timeline, state: StateStore,
                  server_name: str) -> None:
@@ -84,6 +88,8 @@ class ProfileService:
         # One change at a time per user: each is a read-modify-write of the whole profile.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
             weakref.WeakValueDictionary()
+        # Set by the federation layer: profiles of other servers' users.
+        self.remote: RemoteProfiles | None = None
 
     # -- reading --
 
@@ -105,14 +111,18 @@ class ProfileService:
         return profile
 
     async def get_profile(self, user_id: str) -> dict[str, Any]:
+        if self.remote is not None and UserID.parse(user_id).domain != self._server_name:
+            return await self.remote.profile(user_id)
         served = as_json(await self._readable(user_id))
         if not served:
             raise not_found("Profile not found")
         return served
 
     async def get_field(self, user_id: str, key: str) -> dict[str, Any]:
-        UserID.parse(user_id)
+        target = UserID.parse(user_id)
         check_key(key)
+        if self.remote is not None and target.domain != self._server_name:
+            return await self.remote.profile(user_id, key)
         served = as_json(await self._readable(user_id))
         if key not in served:
             raise not_found(f"The profile has no {key!r}")

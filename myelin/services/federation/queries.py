@@ -1,0 +1,49 @@
+"""Asking other servers about their users and aliases (server-server API, "Querying for
+information"), for the client endpoints that name a remote profile or alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from myelin.errors import MatrixError, not_found
+from myelin.services.federation.client import FederationClient, FederationError
+
+
+class RemoteQueries:
+    def __init__(self, client: FederationClient) -> None:
+        self._client = client
+
+    async def _query(self, server: str, kind: str, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            answer = await self._client.request(server, "GET",
+                                                f"/_matrix/federation/v1/query/{kind}",
+                                                query=params, timeout_s=20)
+        except FederationError as e:
+            if e.status in (400, 404):
+                raise MatrixError(e.status, e.errcode or "M_NOT_FOUND",
+                                  f"{server}: {e}") from None
+            raise MatrixError(502, "M_UNKNOWN", f"Could not ask {server}: {e}") from None
+        if not isinstance(answer, dict):
+            raise MatrixError(502, "M_UNKNOWN", f"{server} answered with no object")
+        return answer
+
+    async def profile(self, user_id: str, field: str | None = None) -> dict[str, Any]:
+        server = user_id.split(":", 1)[1]
+        params = {"user_id": user_id, **({"field": field} if field else {})}
+        answer = await self._query(server, "profile", params)
+        profile = {k: v for k, v in answer.items() if isinstance(k, str)}
+        if field is not None:
+            if field not in profile:
+                raise not_found(f"The profile has no {field!r}")
+            return {field: profile[field]}
+        return profile
+
+    async def alias(self, alias: str) -> dict[str, Any]:
+        server = alias.split(":", 1)[1]
+        answer = await self._query(server, "directory", {"room_alias": alias})
+        room_id, servers = answer.get("room_id"), answer.get("servers")
+        if not isinstance(room_id, str):
+            raise MatrixError(502, "M_UNKNOWN", f"{server} gave no room ID for {alias}")
+        return {"room_id": room_id,
+                "servers": [s for s in servers if isinstance(s, str)]
+                if isinstance(servers, list) else [server]}

@@ -1,0 +1,52 @@
+"""Profile and room-alias queries between Myelin and Synapse, both ways."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from room_helpers import create_room
+
+from federation_fixtures import FederatingFactory, synapse_user
+from harness import logged_in_user
+from synapse_harness import SynapseServer
+
+pytestmark = pytest.mark.federation
+
+
+async def test_profiles_and_aliases_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue6")
+    sue_id = f"@sue6:{synapse.server_name}"
+    await sue.request("PUT", f"/_matrix/client/v3/profile/{quote(sue_id)}/displayname",
+                      {"displayname": "Sue of Synapse"})
+    await alice.request("PUT", f"/_matrix/client/v3/profile/{myelin.user_id('alice')}/"
+                        "displayname", {"displayname": "Alice of Myelin"})
+    # Myelin asks Synapse.
+    profile = await alice.get(f"/_matrix/client/v3/profile/{quote(sue_id)}")
+    assert profile.status == 200, profile
+    assert profile.json["displayname"] == "Sue of Synapse"
+    field = await alice.get(f"/_matrix/client/v3/profile/{quote(sue_id)}/displayname")
+    assert field.json == {"displayname": "Sue of Synapse"}
+    missing = await alice.get(f"/_matrix/client/v3/profile/{quote('@nobody:' + synapse.server_name)}")
+    assert missing.status == 404
+    synapse_room = await create_room(sue, room_alias_name="sue-room")
+    resolved = await alice.get("/_matrix/client/v3/directory/room/"
+                               + quote(f"#sue-room:{synapse.server_name}"))
+    assert resolved.status == 200, resolved
+    assert resolved.json["room_id"] == synapse_room
+    assert synapse.server_name in resolved.json["servers"]
+    # Synapse asks Myelin.
+    profile = await sue.get(f"/_matrix/client/v3/profile/{quote(myelin.user_id('alice'))}")
+    assert profile.status == 200, profile
+    assert profile.json["displayname"] == "Alice of Myelin"
+    myelin_room = await create_room(alice, room_alias_name="alice-room")
+    resolved = await sue.get("/_matrix/client/v3/directory/room/"
+                             + quote(f"#alice-room:{myelin.server_name}"))
+    assert resolved.status == 200, resolved
+    assert resolved.json["room_id"] == myelin_room
+    unknown = await sue.get("/_matrix/client/v3/directory/room/"
+                            + quote(f"#nope:{myelin.server_name}"))
+    assert unknown.status == 404
