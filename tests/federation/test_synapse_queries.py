@@ -30,7 +30,8 @@ async def test_profiles_and_aliases_both_ways(
     assert profile.json["displayname"] == "Sue of Synapse"
     field = await alice.get(f"/_matrix/client/v3/profile/{quote(sue_id)}/displayname")
     assert field.json == {"displayname": "Sue of Synapse"}
-    missing = await alice.get(f"/_matrix/client/v3/profile/{quote('@nobody:' + synapse.server_name)}")
+    nobody = quote(f"@nobody:{synapse.server_name}")
+    missing = await alice.get(f"/_matrix/client/v3/profile/{nobody}")
     assert missing.status == 404
     synapse_room = await create_room(sue, room_alias_name="sue-room")
     resolved = await alice.get("/_matrix/client/v3/directory/room/"
