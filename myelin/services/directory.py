@@ -115,6 +115,8 @@ def _parse_token(token: str) -> tuple[str, _Key | None]:
 class RemoteAliases(Protocol):
     async def alias(self, alias: str) -> dict[str, Any]: ...
 
+    async def public_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]: ...
+
 
 class DirectoryService:
     def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore,
@@ -286,8 +288,10 @@ class DirectoryService:
         if query.server is not None and query.server != self._server_name:
             if not is_valid_server_name(query.server):
                 raise invalid_param(f"Invalid server name: {query.server!r}")
-            raise MatrixError(502, "M_UNKNOWN", "Failed to fetch room list: the room "
-                              "directories of other servers cannot be fetched yet")
+            if self.remote is None:
+                raise MatrixError(502, "M_UNKNOWN", "Failed to fetch room list: federation "
+                                  "is off on this server")
+            return await self.remote.public_rooms(query)
         if query.include_all_networks and query.third_party_instance_id is not None:
             raise invalid_param("Can't use include_all_networks with an explicit network")
         if query.limit is not None and query.limit < 0:

@@ -51,3 +51,26 @@ async def test_profiles_and_aliases_both_ways(
     unknown = await sue.get("/_matrix/client/v3/directory/room/"
                             + quote(f"#nope:{myelin.server_name}"))
     assert unknown.status == 404
+
+
+async def test_public_room_directories_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue7")
+    theirs = await create_room(sue, visibility="public", name="Synapse lounge")
+    ours = await create_room(alice, visibility="public", name="Myelin lounge")
+    listed = await alice.get(f"/_matrix/client/v3/publicRooms?server={synapse.server_name}")
+    assert listed.status == 200, listed
+    assert theirs in [r["room_id"] for r in listed.json["chunk"]]
+    searched = await alice.post(f"/_matrix/client/v3/publicRooms?server={synapse.server_name}",
+                                {"filter": {"generic_search_term": "lounge"}})
+    assert searched.status == 200, searched
+    assert [r["name"] for r in searched.json["chunk"]] == ["Synapse lounge"]
+    listed = await sue.get(f"/_matrix/client/v3/publicRooms?server={myelin.server_name}")
+    assert listed.status == 200, listed
+    assert [r["room_id"] for r in listed.json["chunk"]] == [ours]
+    searched = await sue.post(f"/_matrix/client/v3/publicRooms?server={myelin.server_name}",
+                              {"filter": {"generic_search_term": "Myelin"}})
+    assert searched.status == 200, searched
+    assert [r["name"] for r in searched.json["chunk"]] == ["Myelin lounge"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from myelin import __version__
+from myelin.api.client.directory import PublicRoomsBody, PublicRoomsFilter
 from myelin.api.http.endpoint import Auth, Routes
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import invalid_param
+from myelin.services.directory import PublicRoomsQuery
 
 routes = Routes()
 
@@ -35,3 +37,24 @@ async def query_profile(request: MatrixRequest) -> dict[str, Any]:
 @routes.route("GET", f"{FEDERATION_V1}/query/directory", auth=Auth.FEDERATION)
 async def query_directory(request: MatrixRequest) -> dict[str, Any]:
     return await request.services.directory.resolve_alias(request.require_query("room_alias"))
+
+
+@routes.route("GET", f"{FEDERATION_V1}/publicRooms", auth=Auth.FEDERATION)
+async def public_rooms(request: MatrixRequest) -> dict[str, Any]:
+    raw_limit = request.query("limit")
+    return await request.services.directory.public_rooms(PublicRoomsQuery(
+        limit=None if raw_limit is None else request.query_int("limit", 0),
+        since=request.query("since") or None,
+        include_all_networks=request.query("include_all_networks") == "true",
+        third_party_instance_id=request.query("third_party_instance_id")))
+
+
+@routes.route("POST", f"{FEDERATION_V1}/publicRooms", auth=Auth.FEDERATION,
+              body=PublicRoomsBody, body_optional=True)
+async def query_public_rooms(request: MatrixRequest) -> dict[str, Any]:
+    body: PublicRoomsBody = request.body
+    search = body.filter or PublicRoomsFilter()
+    return await request.services.directory.public_rooms(PublicRoomsQuery(
+        limit=body.limit, since=body.since or None, search_term=search.generic_search_term,
+        room_types=search.room_types, include_all_networks=body.include_all_networks,
+        third_party_instance_id=body.third_party_instance_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from myelin.errors import MatrixError, not_found
+from myelin.services.directory import PublicRoomsQuery
 from myelin.services.federation.client import FederationClient, FederationError
 
 
@@ -47,3 +48,42 @@ class RemoteQueries:
         return {"room_id": room_id,
                 "servers": [s for s in servers if isinstance(s, str)]
                 if isinstance(servers, list) else [server]}
+
+    async def public_rooms(self, query: PublicRoomsQuery) -> dict[str, Any]:
+        """Server-server API, "Published Room Directory": POST when filtering, as the
+        client asked, else GET."""
+        assert query.server is not None
+        path = "/_matrix/federation/v1/publicRooms"
+        try:
+            if query.search_term is not None or query.room_types is not None:
+                body: dict[str, Any] = {"include_all_networks": query.include_all_networks}
+                if query.limit is not None:
+                    body["limit"] = query.limit
+                if query.since is not None:
+                    body["since"] = query.since
+                search: dict[str, Any] = {}
+                if query.search_term is not None:
+                    search["generic_search_term"] = query.search_term
+                if query.room_types is not None:
+                    search["room_types"] = list(query.room_types)
+                body["filter"] = search
+                if query.third_party_instance_id is not None:
+                    body["third_party_instance_id"] = query.third_party_instance_id
+                answer = await self._client.request(query.server, "POST", path, json=body,
+                                                    timeout_s=30)
+            else:
+                params = {"include_all_networks": str(query.include_all_networks).lower()}
+                if query.limit is not None:
+                    params["limit"] = str(query.limit)
+                if query.since is not None:
+                    params["since"] = query.since
+                if query.third_party_instance_id is not None:
+                    params["third_party_instance_id"] = query.third_party_instance_id
+                answer = await self._client.request(query.server, "GET", path, query=params,
+                                                    timeout_s=30)
+        except FederationError as e:
+            raise MatrixError(502, "M_UNKNOWN",
+                              f"Failed to fetch the room list of {query.server}: {e}") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("chunk"), list):
+            raise MatrixError(502, "M_UNKNOWN", f"{query.server} sent no room list")
+        return answer
