@@ -45,6 +45,7 @@ from myelin.services.federation.sender import FederationSender
 from myelin.services.filtering import FilterService
 from myelin.services.key_backup import KeyBackupService
 from myelin.services.media.blobs import FileBlobStore
+from myelin.services.media.remote import RemoteMediaFetcher
 from myelin.services.media.repository import MediaRepository
 from myelin.services.media.retention import MediaRetention
 from myelin.services.media.thumbnails import ThumbnailService
@@ -304,6 +305,8 @@ async def build_services(config: Config) -> Services:
     thumbnails = ThumbnailService(media_store, blobs, config.media)
     media = MediaRepository(media_store, blobs, config.media, config.server_name,
                             on_stored=thumbnails.make_configured)
+    if config.federation.enabled:
+        media.remote = RemoteMediaFetcher(federation_client, config.media.max_upload_bytes)
     return Services(
         config=config, db=db, signing_key=signing_key, rate_limiter=rate_limiter, auth=auth,
         registration=RegistrationService(auth, uia, config.registration, config.server_name,

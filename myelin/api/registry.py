@@ -44,6 +44,7 @@ from myelin.api.client import (
 from myelin.api.federation import discovery as federation_discovery
 from myelin.api.federation import events as federation_events
 from myelin.api.federation import keys as federation_keys
+from myelin.api.federation import media as federation_media
 from myelin.api.federation import membership as federation_membership
 from myelin.api.federation import query as federation_query
 from myelin.api.http.endpoint import Endpoint
@@ -88,6 +89,7 @@ _MODULES = (
     federation_query,
     federation_membership,
     federation_events,
+    federation_media,
 )
 
 

@@ -17,6 +17,7 @@ import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from myelin.config import MediaConfig
 from myelin.errors import MatrixError, forbidden, not_found, too_large
@@ -59,6 +60,11 @@ def check_upload_metadata(content_type: str | None, filename: str | None) -> str
     return content_type
 
 
+class RemoteFetcher(Protocol):
+    async def fetch(self, server_name: str, media_id: str,
+                    timeout_ms: int) -> tuple[bytes, str, str | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
     """What a client sends: the bytes as a stream plus the headers that describe them."""
@@ -83,6 +89,8 @@ class MediaRepository:
         # Downloads waiting for a reserved ID's upload, woken when it lands (one process).
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by the federation layer: fetches other servers' media.
+        self.remote: RemoteFetcher | None = None
 
     @property
     def blobs(self) -> BlobStore:
@@ -236,11 +244,9 @@ class MediaRepository:
         media stored before the freeze."""
         server_name, media_id = parse_media_ref(server_name, media_id)
         record = await self._store.get(server_name, media_id)
+        if record is None and server_name != self.server_name and self.remote is not None:
+            record = await self._cache_remote(server_name, media_id, timeout_ms)
         if record is None or (unauthenticated and record.authenticated):
-            if server_name != self.server_name and record is None:
-                # Remote media arrives through federation (its own issue); until then only
-                # copies already cached here can be served.
-                raise not_found("Remote media is not available from this server")
             raise not_found("Unknown media")
         if record.pending:
             record = await self._wait_for_upload(record, min(max(timeout_ms, 0), MAX_WAIT_MS))
@@ -248,6 +254,23 @@ class MediaRepository:
         if now - record.last_access_ts > 60_000:  # retention needs only coarse access times
             await self._store.touch(record.origin, record.media_id, now)
         return record
+
+    async def _cache_remote(self, server_name: str, media_id: str,
+                            timeout_ms: int) -> MediaRecord | None:
+        """Fetch another server's media once and keep it like an upload (its cache time
+        counts as its upload time, so the freeze applies to it as the spec says)."""
+        assert self.remote is not None
+        data, content_type, filename = await self.remote.fetch(server_name, media_id,
+                                                               min(timeout_ms, MAX_WAIT_MS))
+        if not _CONTENT_TYPE.match(content_type):
+            content_type = DEFAULT_CONTENT_TYPE
+        sha256 = await self._blobs.put_bytes(data)
+        with contextlib.suppress(IntegrityError):  # cached meanwhile by a concurrent request
+            await self._store.add_uploaded(
+                server_name, media_id, user_id=None, content_type=content_type,
+                upload_name=filename, size=len(data), sha256=sha256, now_ms=self._now_ms(),
+                authenticated=self._config.freeze_unauthenticated)
+        return await self._store.get(server_name, media_id)
 
     async def _wait_for_upload(self, record: MediaRecord, timeout_ms: int) -> MediaRecord:
         key = (record.origin, record.media_id)
