@@ -86,10 +86,13 @@ async def test_head_gives_headers_only(homeserver: RunningServer) -> None:
 async def test_unknown_and_malformed_media(homeserver: RunningServer) -> None:
     alice = await logged_in_user(homeserver, "alice")
     for path in ["test.local/doesNotExist", "test.local/..%2F..%2Fetc%2Fpasswd",
-                 "test.local/has.dot", "bad%20server/abc", "remote.example/abc"]:
+                 "test.local/has.dot", "bad%20server/abc", "remote.example/bad.id"]:
         response = await alice.get(f"{DOWNLOAD}/{path}")
         assert response.status == 404, path
         assert response.json["errcode"] == "M_NOT_FOUND"
+    # A server that cannot be reached (reachable ones: tests/federation/test_synapse_media.py).
+    response = await alice.get(f"{DOWNLOAD}/unreachable.invalid/abc")
+    assert response.status == 502 and response.json["errcode"] == "M_UNKNOWN"
 
 
 async def test_authenticated_download_needs_a_token(homeserver: RunningServer) -> None:
