@@ -276,10 +276,12 @@ async def build_services(config: Config) -> Services:
     joins = Joins(config.server_name, signing_key, federation_client, validator, timeline,
                   incoming, event_store, state_store, distributor.distribute, invites)
     room_acls = RoomAcls(timeline)
+    spaces = SpaceService(timeline, state_store, directory, DirectoryStore(db))
     if config.federation.enabled:
         remote_queries = RemoteQueries(federation_client)
         profiles.remote = remote_queries
         directory.remote = remote_queries
+        spaces.remote = remote_queries.hierarchy
     receiver = TransactionReceiver(config.server_name, federation_client, validator, incoming,
                                    timeline, event_store, state_store, room_acls.allows)
     if config.federation.enabled:
@@ -342,7 +344,7 @@ async def build_services(config: Config) -> Services:
         reports=ReportService(ReportStore(db), event_store, state_store, UserStore(db),
                               visibility, config.server_name),
         voip=VoipService(config.voip),
-        spaces=SpaceService(timeline, state_store, directory, DirectoryStore(db)),
+        spaces=spaces,
         pushers=PusherService(pusher_store, timeline.stream),
         notifications=NotificationList(notification_store, event_store, timeline.get_pdus,
                                        receipts),

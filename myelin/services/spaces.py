@@ -33,12 +33,12 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from myelin.core.events import PDU, StateKey
-from myelin.errors import forbidden, invalid_param
+from myelin.errors import forbidden, invalid_param, not_found
 from myelin.services.auth import Requester
 from myelin.services.directory import DirectoryService
 from myelin.services.rooms.timeline import RoomState, Timeline
@@ -123,6 +123,9 @@ class SpaceService:
         self._clock = clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self.session_lifetime_s = SESSION_LIFETIME_S
+        # Set by the federation layer: a room's hierarchy as one of the given servers sees it.
+        self.remote: Callable[[str, list[str], bool], Awaitable[dict[str, Any] | None]] \
+            | None = None
 
     async def hierarchy(self, requester: Requester, query: HierarchyQuery) -> dict[str, Any]:
         if query.limit is not None and query.limit <= 0:
@@ -145,6 +148,8 @@ class SpaceService:
 
         rooms: list[dict[str, Any]] = []
         examined = 0
+        via: dict[str, list[str]] = {}
+        remote_entries: dict[str, dict[str, Any]] = {}
         while stack and len(rooms) < limit and examined < MAX_EXAMINED:
             room_id, depth = stack.pop()
             if room_id in processed:
@@ -152,12 +157,27 @@ class SpaceService:
             processed.add(room_id)
             examined += 1
             room = root if room_id == root.room_id else await self._timeline.room(room_id)
-            if room is None or not await self._may_see(room, user_id):
-                continue  # unknown here (would need federation), or hidden from this user
-            entry, children = await self._summarise(room, query.suggested_only)
+            if room is not None and room.extremities:
+                if not await self._may_see(room, user_id):
+                    continue  # hidden from this user
+                entry, _ = await self._summarise(room, query.suggested_only)
+                child_states = entry["children_state"]
+            else:
+                # A room this server is not in: ask the servers its parent names.
+                found = remote_entries.get(room_id) or await self._ask_remote(
+                    room_id, via.get(room_id, []), query.suggested_only, remote_entries)
+                if found is None:
+                    continue
+                entry, child_states = found, list(found.get("children_state", []))
             rooms.append(entry)
+            for child in child_states:
+                servers = child.get("content", {}).get("via")
+                if isinstance(servers, list):
+                    via.setdefault(child.get("state_key", ""),
+                                   [s for s in servers if isinstance(s, str)])
             if depth < max_depth:
-                stack.extend((child.state_key or "", depth + 1) for child in reversed(children))
+                stack.extend((child.get("state_key") or "", depth + 1)
+                             for child in reversed(child_states))
 
         response: dict[str, Any] = {"rooms": rooms}
         stack = [item for item in stack if item[0] not in processed]  # seen by another path
@@ -166,6 +186,48 @@ class SpaceService:
                 user_id, query.room_id, query.suggested_only, query.max_depth, self._clock(),
                 tuple(stack), frozenset(processed)))
         return response
+
+    async def _ask_remote(self, room_id: str, servers: list[str], suggested_only: bool,
+                          cache: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        if self.remote is None or not servers:
+            return None
+        answer = await self.remote(room_id, servers, suggested_only)
+        if answer is None or not isinstance(answer.get("room"), dict):
+            return None
+        for child in answer.get("children", []):
+            if isinstance(child, dict) and isinstance(child.get("room_id"), str):
+                cache.setdefault(child["room_id"], child)
+        room: dict[str, Any] = answer["room"]
+        return room
+
+    async def federation_hierarchy(self, origin: str, room_id: str,
+                                   suggested_only: bool) -> dict[str, Any]:
+        """Server-server API, "Spaces": the room and its direct children, for a server
+        walking a space; only rooms anyone may peek or join are described."""
+        room = await self._timeline.room(room_id)
+        if room is None or not await self._publicly_visible(room):
+            raise not_found("Unknown room or not accessible")
+        entry, children = await self._summarise(room, suggested_only)
+        described, inaccessible = [], []
+        for child in children:
+            child_room = await self._timeline.room(child.state_key or "")
+            if child_room is None or not child_room.extremities:
+                continue  # unknown here: the asking server may ask another
+            if await self._publicly_visible(child_room):
+                described.append((await self._summarise(child_room, suggested_only))[0])
+            else:
+                inaccessible.append(child_room.room_id)
+        return {"room": entry, "children": described, "inaccessible_children": inaccessible}
+
+    async def _publicly_visible(self, room: RoomState) -> bool:
+        state = await self._timeline.state_events(room, [JOIN_RULES, HISTORY_VISIBILITY])
+        rule = state[JOIN_RULES].content.get("join_rule") if JOIN_RULES in state else None
+        history = state[HISTORY_VISIBILITY].content.get("history_visibility") \
+            if HISTORY_VISIBILITY in state else None
+        version = room.room_version
+        return rule == "public" or history == "world_readable" \
+            or (rule == "knock" and version.knocking) \
+            or (rule == "knock_restricted" and version.knock_restricted_join_rule)
 
     # -- pagination sessions --
 

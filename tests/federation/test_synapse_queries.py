@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from room_helpers import create_room
+from room_helpers import create_room, join
 
 from federation_fixtures import FederatingFactory, synapse_user
 from harness import logged_in_user
@@ -74,3 +74,34 @@ async def test_public_room_directories_both_ways(
                               {"filter": {"generic_search_term": "Myelin"}})
     assert searched.status == 200, searched
     assert [r["name"] for r in searched.json["chunk"]] == ["Myelin lounge"]
+
+
+async def make_space(client: object, server_name: str, child_names: list[str]) -> tuple[str, list[str]]:
+    children = [await create_room(client, name=name) for name in child_names]  # type: ignore[arg-type]
+    space = await create_room(client, name="Space", creation_content={"type": "m.space"})  # type: ignore[arg-type]
+    for child in children:
+        response = await client.request(  # type: ignore[attr-defined]
+            "PUT", f"/_matrix/client/v3/rooms/{quote(space)}/state/m.space.child/"
+            f"{quote(child)}", {"via": [server_name]})
+        assert response.status == 200, response
+    return space, children
+
+
+async def test_space_hierarchy_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue9")
+    # A Synapse space: Myelin knows only the space (alice joins it), not its children.
+    space, children = await make_space(sue, synapse.server_name, ["S one", "S two"])
+    assert (await join(alice, space, via=[synapse.server_name])).status == 200
+    tree = await alice.get(f"/_matrix/client/v1/rooms/{quote(space)}/hierarchy")
+    assert tree.status == 200, tree
+    assert [r["room_id"] for r in tree.json["rooms"]] == [space, *children]
+    assert {r.get("name") for r in tree.json["rooms"]} == {"Space", "S one", "S two"}
+    # A Myelin space, walked by Synapse.
+    space, children = await make_space(alice, myelin.server_name, ["M one", "M two"])
+    assert (await join(sue, space, via=[myelin.server_name])).status == 200
+    tree = await sue.get(f"/_matrix/client/v1/rooms/{quote(space)}/hierarchy")
+    assert tree.status == 200, tree
+    assert sorted(r["room_id"] for r in tree.json["rooms"]) == sorted([space, *children])

@@ -58,3 +58,11 @@ async def query_public_rooms(request: MatrixRequest) -> dict[str, Any]:
         limit=body.limit, since=body.since or None, search_term=search.generic_search_term,
         room_types=search.room_types, include_all_networks=body.include_all_networks,
         third_party_instance_id=body.third_party_instance_id))
+
+
+@routes.route("GET", f"{FEDERATION_V1}/hierarchy/{{roomId}}", auth=Auth.FEDERATION)
+async def hierarchy(request: MatrixRequest) -> dict[str, Any]:
+    await request.services.room_acls.check(request.params["roomId"], request.origin_server)
+    return await request.services.spaces.federation_hierarchy(
+        request.origin_server, request.params["roomId"],
+        request.query("suggested_only") == "true")

@@ -4,6 +4,7 @@ information"), for the client endpoints that name a remote profile or alias."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from myelin.errors import MatrixError, not_found
 from myelin.services.directory import PublicRoomsQuery
@@ -87,3 +88,17 @@ class RemoteQueries:
         if not isinstance(answer, dict) or not isinstance(answer.get("chunk"), list):
             raise MatrixError(502, "M_UNKNOWN", f"{query.server} sent no room list")
         return answer
+
+    async def hierarchy(self, room_id: str, servers: list[str],
+                        suggested_only: bool) -> dict[str, Any] | None:
+        """Server-server API, "Spaces": the first of ``servers`` that describes the room."""
+        for server in dict.fromkeys(servers):
+            try:
+                answer = await self._client.request(
+                    server, "GET", f"/_matrix/federation/v1/hierarchy/{quote(room_id, safe='')}",
+                    query={"suggested_only": str(suggested_only).lower()}, timeout_s=20)
+            except FederationError:
+                continue
+            if isinstance(answer, dict):
+                return answer
+        return None
