@@ -8,7 +8,7 @@ import pytest
 from room_helpers import create_room, join
 
 from federation_fixtures import FederatingFactory, synapse_user
-from harness import logged_in_user
+from harness import Client, logged_in_user
 from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation
@@ -76,11 +76,12 @@ async def test_public_room_directories_both_ways(
     assert [r["name"] for r in searched.json["chunk"]] == ["Myelin lounge"]
 
 
-async def make_space(client: object, server_name: str, child_names: list[str]) -> tuple[str, list[str]]:
-    children = [await create_room(client, name=name) for name in child_names]  # type: ignore[arg-type]
-    space = await create_room(client, name="Space", creation_content={"type": "m.space"})  # type: ignore[arg-type]
+async def make_space(client: Client, server_name: str,
+                     child_names: list[str]) -> tuple[str, list[str]]:
+    children = [await create_room(client, name=name) for name in child_names]
+    space = await create_room(client, name="Space", creation_content={"type": "m.space"})
     for child in children:
-        response = await client.request(  # type: ignore[attr-defined]
+        response = await client.request(
             "PUT", f"/_matrix/client/v3/rooms/{quote(space)}/state/m.space.child/"
             f"{quote(child)}", {"via": [server_name]})
         assert response.status == 200, response
