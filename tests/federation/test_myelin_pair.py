@@ -3,10 +3,9 @@ then messages both ways in order."""
 
 from __future__ import annotations
 
-from room_helpers import create_room, join, send_text, timeline_texts, wait_for_text
-
 from federation_fixtures import FederatingFactory
 from harness import logged_in_user
+from room_helpers import create_room, join, send_text, timeline_texts, wait_for_text
 
 
 async def test_join_and_talk_both_ways(federating_server: FederatingFactory) -> None:

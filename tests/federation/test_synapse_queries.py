@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from room_helpers import create_room, join
 
 from federation_fixtures import FederatingFactory, synapse_user
 from harness import Client, logged_in_user
+from room_helpers import create_room, join
 from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation

@@ -6,10 +6,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from room_helpers import create_room, join, send_text, timeline_texts, wait_for, wait_for_text
 
 from federation_fixtures import FederatingFactory, synapse_user
 from harness import logged_in_user
+from room_helpers import create_room, join, send_text, timeline_texts, wait_for, wait_for_text
 from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation

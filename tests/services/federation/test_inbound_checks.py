@@ -8,13 +8,12 @@ import secrets
 import time
 from typing import Any
 
-from room_helpers import create_room, join, send_text, timeline_texts
-
 from myelin.core.events import PDU, StateKey
 from myelin.services.rooms.builder import EventBuilder
 
 from federation_fixtures import FederatingFactory, FederatingServer
 from harness import logged_in_user
+from room_helpers import create_room, join, send_text, timeline_texts
 
 
 class Forger:
@@ -70,8 +69,8 @@ async def test_bad_signature_is_dropped(federating_server: FederatingFactory) ->
     forger, alice, bob = await setup(federating_server)
     pdu = await forger.build(bob, "m.room.message", {"msgtype": "m.text", "body": "forged"})
     data = dict(pdu.data)
-    signatures = {server: {k: "A" * 86 for k in sigs} for server, sigs in data["signatures"].items()}
-    data["signatures"] = signatures
+    data["signatures"] = {server: {k: "A" * 86 for k in sigs}
+                          for server, sigs in data["signatures"].items()}
     result = await forger.send(data)
     assert "signature" in result[pdu.event_id]["error"]
     assert await forger.one.services.event_store.get_event(pdu.event_id) is None
@@ -118,7 +117,7 @@ async def test_event_failing_auth_is_rejected(federating_server: FederatingFacto
 
 
 async def test_malformed_events_are_dropped(federating_server: FederatingFactory) -> None:
-    forger, alice, bob = await setup(federating_server)
+    forger, _, bob = await setup(federating_server)
     pdu = await forger.build(bob, "m.room.message", {"msgtype": "m.text", "body": "x"})
     for broken in ({**pdu.data, "depth": "deep"}, {**pdu.data, "type": 5},
                    {k: v for k, v in pdu.data.items() if k != "sender"},
