@@ -23,16 +23,19 @@ class Forger:
         self.one, self.two, self.room_id = one, two, room_id
 
     async def build(self, sender: str, event_type: str, content: dict[str, Any],
-                    state_key: str | None = None, prev: list[str] | None = None) -> PDU:
+                    state_key: str | None = None, prev: list[str] | None = None,
+                    state: dict[StateKey, str] | None = None) -> PDU:
+        """An event on ``prev`` (default: the current extremities) citing auth events from
+        ``state`` (default: the current state)."""
         timeline = self.one.services.timeline
         room = await timeline.room(self.room_id)
         keys: list[StateKey] = [("m.room.create", ""), ("m.room.power_levels", ""),
                                 ("m.room.member", sender)]
-        if not room.room_version.room_id_from_create_event:
-            pass
-        else:
-            keys = keys[1:]
-        auth = await timeline.state_events(room, keys)
+        if room.room_version.room_id_from_create_event:
+            keys = keys[1:]  # v12: the create event is implied by the room ID
+        chosen = state if state is not None else room.state
+        ids = {key: chosen[key] for key in keys if key in chosen}
+        auth = await timeline.get_pdus(list(ids.values()))
         prev_ids = prev if prev is not None else room.extremities
         prevs = await timeline.get_pdus(prev_ids)
         builder = EventBuilder(self.two.server_name, self.two.services.signing_key)
@@ -130,13 +133,14 @@ async def test_malformed_events_are_dropped(federating_server: FederatingFactory
 
 async def test_ban_evasion_is_soft_failed(federating_server: FederatingFactory) -> None:
     forger, alice, bob = await setup(federating_server)
-    before_ban = list((await forger.one.services.timeline.room(forger.room_id)).extremities)
+    room = await forger.one.services.timeline.room(forger.room_id)
+    before_ban, state_before_ban = list(room.extremities), dict(room.state)
     banned = await alice.post(f"/_matrix/client/v3/rooms/{forger.room_id}/ban",
                               {"user_id": bob})
     assert banned.status == 200
     # Bob's server sends a message built on the DAG before the ban.
     pdu = await forger.build(bob, "m.room.message", {"msgtype": "m.text", "body": "evading"},
-                             prev=before_ban)
+                             prev=before_ban, state=state_before_ban)
     assert await forger.send(pdu.data) == {pdu.event_id: {}}
     stored = await forger.one.services.event_store.get_event(pdu.event_id)
     assert stored is not None and stored.rejected_reason is None
