@@ -277,6 +277,10 @@ async def build_services(config: Config) -> Services:
                   incoming, event_store, state_store, distributor.distribute, invites)
     room_acls = RoomAcls(timeline)
     spaces = SpaceService(timeline, state_store, directory, DirectoryStore(db))
+    membership = MembershipService(timeline, state_store, aliases, config.server_name,
+                                   profiles.member_content,
+                                   joins if config.federation.enabled else None)
+    joins.authoriser = membership.restricted_join_authoriser
     if config.federation.enabled:
         remote_queries = RemoteQueries(federation_client)
         profiles.remote = remote_queries
@@ -320,9 +324,7 @@ async def build_services(config: Config) -> Services:
         state_store=state_store,
         timeline=timeline,
         room_creator=room_creator,
-        membership=MembershipService(timeline, state_store, aliases, config.server_name,
-                                     profiles.member_content,
-                                     joins if config.federation.enabled else None),
+        membership=membership,
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,

@@ -61,3 +61,26 @@ async def test_late_joiner_backfills_history_in_order(
     sync = await bob.get("/_matrix/client/v3/sync?timeout=0")
     timeline = sync.json["rooms"]["join"][room_id]["timeline"]["events"]
     assert [e for e in timeline if e["type"] == "m.room.message"] == []
+
+
+async def test_restricted_join_through_an_authorising_server(
+        federating_server: FederatingFactory) -> None:
+    one = await federating_server()
+    two = await federating_server()
+    alice = await logged_in_user(one, "alice")
+    bob = await logged_in_user(two, "bob")
+    carol = await logged_in_user(two, "carol")
+    lobby = await create_room(alice, name="Lobby")
+    restricted = await create_room(alice, preset="private_chat", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": lobby}]}}])
+    assert (await join(bob, lobby, via=[one.server_name])).status == 200
+    joined = await join(bob, restricted, via=[one.server_name])
+    assert joined.status == 200, joined
+    member = await alice.get(f"/_matrix/client/v3/rooms/{restricted}/state/m.room.member/"
+                             f"{two.user_id('bob')}")
+    assert member.json["membership"] == "join"
+    assert member.json["join_authorised_via_users_server"] == one.user_id("alice")
+    refused = await join(carol, restricted, via=[one.server_name])
+    assert refused.status in (403, 404), refused

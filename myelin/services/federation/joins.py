@@ -62,6 +62,9 @@ class Joins:
         self._events = events
         self._state = state
         self._distribute = distribute
+        # Set once the membership service exists: a local user who may vouch for a join to
+        # a restricted room (None when the room is not restricted or the user not allowed).
+        self.authoriser: Callable[[str, str], Awaitable[str | None]] | None = None
 
     # -- as the joining server --------------------------------------------------------------
 
@@ -255,6 +258,17 @@ class Joins:
     async def _template(self, room: RoomState, user_id: str,
                         membership: str) -> dict[str, Any]:
         content = {"membership": membership}
+        current = await self._state.get_membership(room.room_id, user_id)
+        if membership == "join" and self.authoriser is not None \
+                and (current is None or current[0] not in ("join", "invite")):
+            # Server-server API, "Restricted rooms": vouch for a user of an allowed room.
+            try:
+                authoriser = await self.authoriser(room.room_id, user_id)
+            except MatrixError:
+                raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN",
+                                  "No user of this server may authorise the join") from None
+            if authoriser is not None:
+                content["join_authorised_via_users_server"] = authoriser
         probe = PDU({"type": "m.room.member", "sender": user_id, "state_key": user_id,
                      "content": content, "room_id": room.room_id}, room.room_version,
                     event_id="$probe")

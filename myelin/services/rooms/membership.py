@@ -88,7 +88,7 @@ class MembershipService:
             return room_id  # already joined: idempotent, as Synapse does
         extra: dict[str, Any] = {}
         if current is None or current[0] != "invite":
-            authoriser = await self._restricted_join_authoriser(room_id, user_id)
+            authoriser = await self.restricted_join_authoriser(room_id, user_id)
             if authoriser is not None:
                 extra["join_authorised_via_users_server"] = authoriser
         await self._change(room_id, user_id, user_id, "join", reason, extra)
@@ -113,7 +113,7 @@ class MembershipService:
         invite = (await self._timeline.get_pdus([current[1]])).get(current[1])
         return [invite.sender.split(":", 1)[1]] if invite and ":" in invite.sender else []
 
-    async def _restricted_join_authoriser(self, room_id: str, user_id: str) -> str | None:
+    async def restricted_join_authoriser(self, room_id: str, user_id: str) -> str | None:
         """Client-server API, "Restricted rooms": a user who is a member of one of the rooms in
         the join rule's ``allow`` list may join without an invite; the join names a local
         member able to invite, whose server (this one) vouches for it by signing."""
