@@ -269,9 +269,11 @@ class Joins:
                                   "No user of this server may authorise the join") from None
             if authoriser is not None:
                 content["join_authorised_via_users_server"] = authoriser
+        # The probe stands for the event as it will be: countersigned by this server.
         probe = PDU({"type": "m.room.member", "sender": user_id, "state_key": user_id,
-                     "content": content, "room_id": room.room_id}, room.room_version,
-                    event_id="$probe")
+                     "content": content, "room_id": room.room_id,
+                     "signatures": {self._server_name: {self._key.key_id: ""}}},
+                    room.room_version, event_id="$probe")
         keys = auth_types_for_event(probe)
         auth_state = await self._timeline.state_events(room, [CREATE, *keys])
         try:
