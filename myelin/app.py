@@ -443,7 +443,8 @@ class Homeserver:
             if config.federation.enabled:
                 await self.services.federation_sender.start()
             runner: web.BaseRunner = web.ServerRunner(
-                self._make_server(self.services, metrics, all_endpoints()), access_log=None,
+                self._make_server(self.services, metrics, served_endpoints(config)),
+                access_log=None,
                 handle_signals=False, shutdown_timeout=grace,
             )
             await runner.setup()
@@ -502,6 +503,15 @@ class Homeserver:
             await self.services.federation_client.close()
             await self.services.db.close()
             self.services = None
+
+
+def served_endpoints(config: Config) -> list[Endpoint]:
+    """The main listener serves everything, federation included (as Synapse does, for set-ups
+    behind a TLS-terminating proxy), unless federation is switched off."""
+    if config.federation.enabled:
+        return all_endpoints()
+    federation = {id(e) for e in federation_endpoints() if e.paths[0] != "/health"}
+    return [e for e in all_endpoints() if id(e) not in federation]
 
 
 def federation_tls_context(config: Config) -> ssl.SSLContext | None:
