@@ -32,6 +32,7 @@ from myelin.services.federation.acl import RoomAcls
 from myelin.services.federation.backfill import Backfiller
 from myelin.services.federation.client import FederationClient
 from myelin.services.federation.discovery import ServerResolver
+from myelin.services.federation.edus import EduRelay
 from myelin.services.federation.event_validation import EventValidator
 from myelin.services.federation.invites import Invites
 from myelin.services.federation.joins import Joins
@@ -165,6 +166,7 @@ class Services:
     federation_auth: FederationAuthenticator
     federation_sender: FederationSender
     federation_receiver: TransactionReceiver
+    edu_relay: EduRelay
     room_distributor: RoomDistributor
     room_acls: RoomAcls
     room_data: RoomData
@@ -288,6 +290,16 @@ async def build_services(config: Config) -> Services:
         spaces.remote = remote_queries.hierarchy
     receiver = TransactionReceiver(config.server_name, federation_client, validator, incoming,
                                    timeline, event_store, state_store, room_acls.allows)
+    # Typing, receipts and presence between servers: inbound EDU handlers, and listeners on
+    # the local services that queue outbound EDUs.
+    edu_relay = EduRelay(config.server_name, federation_sender, state_store, room_acls.allows,
+                         typing, receipts, presence)
+    receiver.edu_handlers.update(edu_relay.handlers())
+    if config.federation.enabled:
+        typing.on_change.append(edu_relay.on_typing)
+        receipts.on_receipt.append(edu_relay.on_receipt)
+        presence.on_change.append(edu_relay.on_presence)
+        timeline.on_persisted.append(edu_relay.on_persisted)
     if config.federation.enabled:
         history.backfill = Backfiller(config.server_name, db, federation_client, validator,
                                       incoming, timeline, event_store, state_store,
@@ -369,6 +381,7 @@ async def build_services(config: Config) -> Services:
         federation_auth=FederationAuthenticator(keyring, config.server_name),
         federation_sender=federation_sender,
         federation_receiver=receiver,
+        edu_relay=edu_relay,
         room_distributor=distributor,
         room_acls=room_acls,
         room_data=RoomData(config.server_name, timeline, incoming, event_store, state_store),
@@ -499,6 +512,7 @@ class Homeserver:
             await self.services.media.close()
             await self.services.url_previews.close()
             await self.services.room_distributor.drain()
+            await self.services.edu_relay.drain()
             await self.services.federation_sender.stop()
             await self.services.federation_client.close()
             await self.services.db.close()

@@ -2,12 +2,17 @@
 
 Receipts are stored and take positions in the shared stream, so /sync tokens cover them;
 ``m.read.private`` receipts are shown only to their owner.
+
+Local users' receipts are reported to ``on_receipt`` listeners (the federation EDU relay,
+which must leave private ones out), so this module needs no federation code; receipts from
+other servers arrive through ``add_remote_receipts`` and are shown exactly like local ones.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from myelin.errors import forbidden, invalid_param, not_found
@@ -20,6 +25,12 @@ from myelin.storage.stores.state import StateStore
 
 READ, READ_PRIVATE, FULLY_READ = "m.read", "m.read.private", "m.fully_read"
 
+log = logging.getLogger("myelin.receipts")
+
+# Called synchronously with each receipt a local user stored (public or private); must only
+# schedule work, never block.
+ReceiptListener = Callable[[Receipt], None]
+
 
 class ReceiptService:
     def __init__(self, store: ReceiptStore, state: StateStore, timeline: Timeline,
@@ -31,6 +42,8 @@ class ReceiptService:
         self._account_data = account_data
         self._stream = stream
         self._notifier = notifier
+        # Listeners hearing about local users' receipts, e.g. federation.
+        self.on_receipt: list[ReceiptListener] = []
 
     async def _check(self, user_id: str, room_id: str, event_id: str) -> None:
         membership = await self._state.get_membership(room_id, user_id)
@@ -51,13 +64,32 @@ class ReceiptService:
             await self._account_data.put_managed(user_id, room_id, FULLY_READ,
                                                  {"event_id": event_id})
             return
-        position = self._stream.allocate()
-        try:
-            await self._store.upsert(Receipt(room_id, receipt_type, user_id, thread_id or "",
-                                             event_id, int(time.time() * 1000)), position)
-        finally:
-            self._stream.finish(position)
-        self._notifier.announce(self._stream.current, rooms=[room_id], users=[user_id])
+        receipt = Receipt(room_id, receipt_type, user_id, thread_id or "", event_id,
+                          int(time.time() * 1000))
+        await self._store_receipts([receipt])
+        for listener in self.on_receipt:
+            try:
+                listener(receipt)
+            except Exception:  # a listener's bug must not fail the client's request
+                log.exception("receipt listener failed")
+
+    async def add_remote_receipts(self, receipts: Sequence[Receipt]) -> None:
+        """Receipts from another server's ``m.receipt`` EDU, already checked (origin owns
+        each user, the user is joined here, the room's ACL allows the origin). Each replaces
+        that user's previous receipt of the same type and thread, like a local one."""
+        await self._store_receipts(receipts)
+
+    async def _store_receipts(self, receipts: Sequence[Receipt]) -> None:
+        if not receipts:
+            return
+        for receipt in receipts:
+            position = self._stream.allocate()
+            try:
+                await self._store.upsert(receipt, position)
+            finally:
+                self._stream.finish(position)
+        self._notifier.announce(self._stream.current, rooms={r.room_id for r in receipts},
+                                users={r.user_id for r in receipts})
 
     async def set_read_markers(self, user_id: str, room_id: str, fully_read: str | None,
                                read: str | None, read_private: str | None) -> None:

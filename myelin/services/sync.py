@@ -125,6 +125,8 @@ class SyncService:
                 return response
             rooms = [r for r, m, _, _ in await self._state.get_user_memberships(request.user_id)
                      if m == "join"]
+            if self._ephemeral.position != ephemeral_now:
+                continue  # typing/presence changed while we built: no await until the wait
             if not await self._notifier.wait(request.user_id, rooms, now, remaining):
                 return response
 
