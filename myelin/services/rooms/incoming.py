@@ -56,8 +56,9 @@ class IncomingEvents:
         ``joining``: our own join of a room whose state we just received; that state is the
         current state it is checked against. Already stored: returns its stored outcome."""
         stored = await self._events.get_event(pdu.event_id)
-        if stored is not None and not (historical and stored.outlier):
+        if stored is not None and not stored.outlier:
             return Outcome(pdu.event_id, stored.rejected_reason)
+        # An outlier (known so far only as an auth event or state) joins the timeline now.
         room = await self._timeline.room(pdu.room_id)
         if room is None:
             raise MissingEvents([pdu.room_id])

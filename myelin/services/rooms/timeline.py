@@ -322,7 +322,8 @@ class Timeline:
             await persist_event(self._db, PersistEvent(
                 pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
                 state_group=group, new_state_group=write, current_state_changes=changes,
-                membership_changes=memberships, extremities_replaced=replaced))
+                membership_changes=memberships, extremities_replaced=replaced,
+                replaces_outlier=replaces_outlier))
         finally:
             self._stream.finish(stream)
         self._cache_pdu(pdu)
