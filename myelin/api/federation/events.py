@@ -17,7 +17,6 @@ V1 = "/_matrix/federation/v1"
 
 @routes.route("PUT", f"{V1}/send/{{txnId}}", auth=Auth.FEDERATION, body=dict)
 async def send_transaction(request: MatrixRequest) -> dict[str, Any]:
-    request.services.federation_sender.destination_alive(request.origin_server)
     return await request.services.federation_receiver.on_transaction(
         request.origin_server, request.params["txnId"], request.body)
 

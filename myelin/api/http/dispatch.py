@@ -175,6 +175,8 @@ class Dispatcher:
         origin = await self._services.federation_auth.authenticate(
             request.method, request.raw_path, request.headers.getall("Authorization", []),
             content)
+        # It just reached us, so it is up: stop backing off our sends to it.
+        self._services.federation_sender.destination_alive(origin)
         ip = self.client_ip(request)
         if endpoint.rate_limit is not None:
             self._rate_limiter.check(endpoint.rate_limit, origin)
