@@ -65,8 +65,8 @@ def main() -> None:
               help=f"Config file (default: {DEFAULT_CONFIG}, written on first run).")
 def run(config_path: Path | None) -> None:
     """Run the homeserver until SIGTERM or Ctrl-C."""
-    from myelin.app import serve_until_signalled
     from myelin.logs import setup_logging
+    from myelin.server import serve_until_signalled
 
     if config_path is None:
         config_path = DEFAULT_CONFIG

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from myelin.app import Homeserver
+from myelin.server import Homeserver
 
 from harness import Client, RunningServer, merge, test_config
 from synapse_harness import SynapseServer, self_signed_certificate, start_synapse, synapse_python

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from myelin.app import Homeserver
 from myelin.config import Config, parse_config
+from myelin.server import Homeserver
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

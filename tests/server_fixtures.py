@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from myelin.app import Homeserver
+from myelin.server import Homeserver
 
 from harness import Client, RunningServer, test_config
 

@@ -207,7 +207,7 @@ async def test_state_put_get_with_slash_in_state_key(homeserver: RunningServer) 
 
 async def test_rooms_and_transaction_ids_survive_restart(tmp_path, http_session) -> None:
     """The same txn ID after a restart returns the same event; rooms reload from storage."""
-    from myelin.app import Homeserver
+    from myelin.server import Homeserver
 
     from conftest import create_postgres_database, postgres_test_dsn
     from harness import test_config
