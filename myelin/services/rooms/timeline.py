@@ -86,6 +86,7 @@ class Timeline:
         # Backfilled events count down from the lowest stream position (see commit_received).
         self._oldest_position: int | None = None
         self._history_lock = asyncio.Lock()
+        self._create_lock = asyncio.Lock()
 
     # -- reading --
 
@@ -139,14 +140,25 @@ class Timeline:
         self, room_version: RoomVersion, room_id: str | None, creator: str,
         content: Mapping[str, Any],
     ) -> tuple[RoomState, PDU]:
-        """Persist a new room's create event; ``room_id`` is None for v12 (derived from it)."""
-        pdu = self._build(room_version, room_id, creator, "m.room.create", content, "",
-                          prev=[], auth=[], depth=1)
-        room = RoomState(pdu.room_id, room_version, {}, None, [], 0)
-        async with room.lock:
-            if pdu.room_id in self._rooms or await self._events.get_room_version(pdu.room_id):
+        """Persist a new room's create event; ``room_id`` is None for v12 (derived from it).
+
+        A v12 room ID is the create event's hash, so two identical requests in the same
+        millisecond would found the same room: the second one then gets a later timestamp."""
+        async with self._create_lock:
+            for delay in range(10):
+                pdu = self._build(room_version, room_id, creator, "m.room.create", content, "",
+                                  prev=[], auth=[], depth=1, ts_offset=delay)
+                taken = pdu.room_id in self._rooms or \
+                    await self._events.get_room_version(pdu.room_id) is not None
+                if not taken:
+                    break
+                if room_id is not None:
+                    raise MatrixError(400, "M_ROOM_IN_USE", "Room ID already in use")
+            else:
                 raise MatrixError(400, "M_ROOM_IN_USE", "Room ID already in use")
+            room = RoomState(pdu.room_id, room_version, {}, None, [], 0)
             self._rooms[pdu.room_id] = room
+        async with room.lock:
             await self._authorise_and_persist(room, pdu, {CREATE: pdu}, new_room=NewRoom(
                 pdu.room_id, room_version.identifier, creator, pdu.origin_server_ts))
         return room, pdu
@@ -199,14 +211,15 @@ class Timeline:
     def _build(self, room_version: RoomVersion, room_id: str | None, sender: str,
                event_type: str, content: Mapping[str, Any], state_key: str | None, *,
                prev: list[PDU], auth: list[PDU], depth: int,
-               redacts: str | None = None) -> PDU:
+               redacts: str | None = None, ts_offset: int = 0) -> PDU:
         if room_version.redacts_in_content and redacts is not None:
             content = {**content, "redacts": redacts}
         try:
             pdu = self._builder.build(
                 room_version, room_id=room_id, event_type=event_type, sender=sender,
                 content=content, prev_events=prev, auth_events=auth, depth=depth,
-                origin_server_ts=now_ms(), state_key=state_key, redacts=redacts)
+                origin_server_ts=now_ms() + ts_offset, state_key=state_key,
+                redacts=redacts)
             validate_pdu(pdu.data, room_version)
         except CanonicalJSONError as e:
             raise bad_json(f"Event content is not valid canonical JSON: {e}") from None

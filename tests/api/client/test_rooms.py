@@ -255,3 +255,15 @@ async def test_membership_events_carry_the_profile(homeserver: RunningServer) ->
     await bob.post(f"{V3}/join/{room_id}", {})
     joined = await alice.get(f"{V3}/rooms/{room_id}/joined_members")
     assert joined.json["joined"]["@bob:test.local"]["display_name"] == "Bob!"
+
+
+async def test_identical_concurrent_create_requests_found_distinct_rooms(
+        homeserver: RunningServer) -> None:
+    # Room version 12 derives the room ID from the create event: identical requests in the
+    # same millisecond must still get rooms of their own (this used to be a 500).
+    alice = await user(homeserver, "alice")
+    responses = await asyncio.gather(*[
+        alice.post("/_matrix/client/v3/createRoom", {"preset": "private_chat"})
+        for _ in range(8)])
+    assert [r.status for r in responses] == [200] * 8
+    assert len({r.json["room_id"] for r in responses}) == 8
