@@ -22,6 +22,7 @@ from myelin.services.ephemeral import EphemeralStream
 from myelin.services.federation.acl import RoomAcls
 from myelin.services.federation.backfill import Backfiller
 from myelin.services.federation.client import FederationClient
+from myelin.services.federation.devices import DeviceListPublisher, RemoteDeviceLists
 from myelin.services.federation.discovery import ServerResolver
 from myelin.services.federation.edus import EduRelay
 from myelin.services.federation.event_validation import EventValidator
@@ -65,7 +66,7 @@ from myelin.services.rooms.visibility import Visibility
 from myelin.services.search import SearchService
 from myelin.services.spaces import SpaceService
 from myelin.services.sync import SyncService
-from myelin.services.to_device import ToDeviceService
+from myelin.services.to_device import DIRECT_TO_DEVICE, ToDeviceService
 from myelin.services.typing import TypingService
 from myelin.services.uia import UiaService
 from myelin.services.unread import UnreadCounter
@@ -309,6 +310,19 @@ async def build_services(config: Config) -> Services:
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
+    cross_signing = CrossSigningService(e2e_store, key_changes, accounts)
+    if config.federation.enabled:
+        # End-to-end encryption with other servers' users: device lists and cross-signing
+        # keys published and cached, remote key queries/claims, to-device EDUs.
+        device_lists = DeviceListPublisher(e2e_store, federation_sender, config.server_name)
+        remote_devices = RemoteDeviceLists(e2e_store, key_changes, federation_client,
+                                           config.server_name)
+        e2e_keys.publisher = cross_signing.publisher = device_lists
+        e2e_keys.remote = remote_devices
+        to_device.federation = federation_sender
+        receiver.edu_handlers.update(remote_devices.handlers())
+        receiver.edu_handlers[DIRECT_TO_DEVICE] = to_device.on_direct_to_device
+        timeline.on_persisted.append(remote_devices.on_persisted)
     media_store = MediaStore(db)
     blobs = FileBlobStore(config.resolve(config.media_store_path))
     thumbnails = ThumbnailService(media_store, blobs, config.media)
@@ -360,7 +374,7 @@ async def build_services(config: Config) -> Services:
         to_device=to_device,
         key_backup=KeyBackupService(KeyBackupStore(db)),
         e2e_keys=e2e_keys,
-        cross_signing=CrossSigningService(e2e_store, key_changes, accounts),
+        cross_signing=cross_signing,
         media=media,
         thumbnails=thumbnails,
         url_previews=UrlPreviewService(media_store, media, config.url_preview,

@@ -119,6 +119,7 @@ class Homeserver:
             await self.services.room_distributor.drain()
             await self.services.edu_relay.drain()
             await self.services.federation_sender.stop()
+            await self.services.e2e_keys.close()
             await self.services.federation_client.close()
             await self.services.db.close()
             self.services = None

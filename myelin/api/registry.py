@@ -47,6 +47,7 @@ from myelin.api.federation import keys as federation_keys
 from myelin.api.federation import media as federation_media
 from myelin.api.federation import membership as federation_membership
 from myelin.api.federation import query as federation_query
+from myelin.api.federation import user_keys as federation_user_keys
 from myelin.api.http.endpoint import Endpoint
 
 _MODULES = (
@@ -90,6 +91,7 @@ _MODULES = (
     federation_membership,
     federation_events,
     federation_media,
+    federation_user_keys,
 )
 
 

@@ -1,10 +1,15 @@
 """Cross-signing (client-server API, module "End-to-End Encryption", "Cross-signing"):
-POST /keys/device_signing/upload and POST /keys/signatures/upload."""
+POST /keys/device_signing/upload and POST /keys/signatures/upload.
+
+Other servers sharing a room with the user hear of new master / self-signing keys
+(``m.signing_key_update``) and of new signatures on the user's devices
+(``m.device_list_update``); signatures of other users' keys stay private to the signer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from myelin.errors import MatrixError, bad_json, forbidden, missing_param, not_found
 from myelin.services.accounts import AccountService
@@ -20,6 +25,9 @@ from myelin.services.e2e_keys import (
 from myelin.storage.database import Statement
 from myelin.storage.stores.e2e_keys import E2eKeyStore, SignatureRow
 
+if TYPE_CHECKING:
+    from myelin.services.federation.devices import DeviceListPublisher
+
 UIA_ENDPOINT = "keys/device_signing/upload"
 
 
@@ -33,6 +41,8 @@ class CrossSigningService:
         self._store = store
         self._changes = changes
         self._accounts = accounts
+        # Set by the composition root when federating; None: nobody else is told.
+        self.publisher: DeviceListPublisher | None = None
 
     # -- POST /keys/device_signing/upload --
 
@@ -58,6 +68,8 @@ class CrossSigningService:
         statements = await self._check_keys(user_id, uploaded, stored)
         if statements:
             await self._changes.write(user_id, statements)
+            if self.publisher is not None and uploaded.keys() & {"master", "self_signing"}:
+                await self.publisher.signing_keys_changed(user_id)
         if session is not None:
             self._accounts.finish_uia(session)
 
@@ -105,11 +117,26 @@ class CrossSigningService:
                     failures.setdefault(target_user, {})[key_id] = failure(e)
         if own_rows:
             await self._changes.write(user_id, [self._store.add_signatures(own_rows)])
+            await self._publish_own_signatures(user_id, own_rows)
         if other_rows:
             targets = sorted({row[0] for row in other_rows})
             await self._changes.write(user_id, [self._store.add_signatures(other_rows)],
                                       announce=False, private_targets=targets)
         return {"failures": failures}
+
+    async def _publish_own_signatures(self, user_id: str, rows: list[SignatureRow]) -> None:
+        """Signed devices go out as device list updates, a signed master key as a signing
+        key update (the receiving servers' copies carry the signatures)."""
+        if self.publisher is None:
+            return
+        master = (await self._store.get_cross_signing_keys(user_id)).get("master")
+        master_public = public_key_of(master) if master is not None else None
+        targets = {row[1] for row in rows}
+        if master_public in targets:
+            await self.publisher.signing_keys_changed(user_id)
+        devices = sorted(targets - {master_public})
+        if devices:
+            await self.publisher.devices_changed(user_id, devices)
 
     async def _own_signature(self, user_id: str, key_id: str,
                              signed: dict[str, Any]) -> list[SignatureRow]:

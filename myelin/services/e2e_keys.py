@@ -4,12 +4,20 @@ fallback keys, key queries and claims, and the device-list change stream /sync r
 
 Cross-signing keys and signatures are in ``cross_signing.py``; both share ``KeyChanges`` for
 announcing changes in the shared durable stream.
+
+Users of other servers are handled over federation (``services/federation/devices.py``):
+queries and claims for them go to their servers, all servers in parallel under one timeout, an
+unreachable one listed in ``failures``; changes of local users' devices are published to the
+servers sharing a room with them. The ``federation_*`` methods answer other servers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nacl.signing
 
@@ -21,7 +29,57 @@ from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.e2e_keys import E2eKeyStore
 from myelin.storage.stores.state import StateStore
 
+if TYPE_CHECKING:
+    from myelin.services.federation.devices import DeviceListPublisher, RemoteDeviceLists
+
 CROSS_SIGNING_TYPES = ("master", "self_signing", "user_signing")
+DEFAULT_REMOTE_TIMEOUT_MS = 10_000  # the client-server spec's default for /keys/query, claim
+
+log = logging.getLogger("myelin.e2e")
+T = TypeVar("T")
+
+
+def server_of(user_id: str) -> str | None:
+    """The server part of a user ID; None if it is not one."""
+    if not isinstance(user_id, str) or not user_id.startswith("@"):
+        return None
+    _, sep, server = user_id.partition(":")
+    return server if sep and server else None
+
+
+def remote_timeout_s(timeout_ms: int | None) -> float:
+    """The client's ``timeout`` for remote servers (ms), defaulted and kept within reason."""
+    if not timeout_ms or timeout_ms < 0:
+        timeout_ms = DEFAULT_REMOTE_TIMEOUT_MS
+    return min(timeout_ms, 60_000) / 1000
+
+
+async def per_server(calls: Mapping[str, Callable[[], Awaitable[T]]], timeout_s: float
+                     ) -> tuple[dict[str, T], dict[str, dict[str, Any]]]:
+    """Run one call per server in parallel, each under the same deadline; return the answers
+    and, for servers that failed or were too slow, the ``failures`` entries clients expect
+    (a slow server must not hold up the answer about everyone else)."""
+
+    async def one(server: str, call: Callable[[], Awaitable[T]]
+                  ) -> tuple[str, T | None, dict[str, Any] | None]:
+        try:
+            return server, await asyncio.wait_for(call(), timeout_s), None
+        except TimeoutError:
+            return server, None, {"status": 504, "message": "Timed out"}
+        except Exception as e:  # FederationError, or an answer we could not use
+            status = getattr(e, "status", 0) or 503
+            log.info("key request to %s failed: %s", server, e)
+            return server, None, {"status": status, "message": str(e) or type(e).__name__}
+
+    answers: dict[str, T] = {}
+    failures: dict[str, dict[str, Any]] = {}
+    for server, answer, failure in await asyncio.gather(
+            *(one(s, c) for s, c in calls.items())):
+        if failure is not None:
+            failures[server] = failure
+        else:
+            answers[server] = answer  # type: ignore[assignment]
+    return answers, failures
 
 
 def invalid_signature(message: str = "Invalid signature") -> MatrixError:
@@ -97,12 +155,25 @@ class E2eKeyService:
         self._store = store
         self._changes = changes
         self._server_name = server_name
+        # Set by the composition root when federating. Without a publisher nobody else is
+        # told of changes; without remote lists, remote users are left out of queries.
+        self.publisher: DeviceListPublisher | None = None
+        self.remote: RemoteDeviceLists | None = None
 
     async def devices_removed(self, user_id: str, device_ids: list[str]) -> None:
         """Deleted devices take their keys with them, and everyone sharing a room hears of
         the change (their clients stop encrypting for those devices)."""
         await self._changes.write(user_id, self._store.delete_device_statements(user_id,
                                                                                 device_ids))
+        if self.publisher is not None:
+            await self.publisher.devices_changed(user_id, device_ids)
+
+    async def device_renamed(self, user_id: str, device_id: str) -> None:
+        """A device's display name changed: other servers may show it (if names are shared),
+        so they hear of it like of any other change to the device."""
+        if self.publisher is not None and self.publisher.share_device_names:
+            await self._changes.write(user_id, [])
+            await self.publisher.devices_changed(user_id, [device_id])
 
     # -- POST /keys/upload --
 
@@ -147,6 +218,8 @@ class E2eKeyService:
                     self._store.put_fallback_key(user_id, device_id, algorithm, key_id, key))
         if statements:
             await self._changes.write(user_id, statements, announce=keys_changed)
+        if keys_changed and self.publisher is not None:
+            await self.publisher.devices_changed(user_id, [device_id])
         return await self._store.count_one_time_keys(user_id, device_id)
 
     def _check_device_keys(self, user_id: str, device_id: str, keys: Any) -> dict[str, Any]:
@@ -194,49 +267,146 @@ class E2eKeyService:
 
     # -- POST /keys/query --
 
-    async def query(self, requester_id: str, device_keys: Mapping[str, Sequence[str]]
-                    ) -> dict[str, Any]:
+    async def query(self, requester_id: str, device_keys: Mapping[str, Sequence[str]], *,
+                    timeout_ms: int | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {"device_keys": {}, "failures": {}, "master_keys": {},
                                   "self_signing_keys": {}, "user_signing_keys": {}}
+        remote: dict[str, dict[str, Sequence[str]]] = {}
         for user_id, device_ids in device_keys.items():
-            if not user_id.startswith("@") or user_id.partition(":")[2] != self._server_name:
-                continue  # remote users need federation, which is not there yet
-            signatures = await self._store.get_signatures(user_id, requester_id)
-            devices: dict[str, Any] = {}
-            for device_id, keys, display_name in await self._store.list_device_keys(
-                    user_id, device_ids):
-                merge_signatures(keys, signatures.get(device_id, []))
-                if display_name is not None:
-                    keys["unsigned"] = {"device_display_name": display_name}
-                devices[device_id] = keys
-            result["device_keys"][user_id] = devices
-            cross = await self._store.get_cross_signing_keys(user_id)
-            for key_type in CROSS_SIGNING_TYPES:
-                key = cross.get(key_type)
-                if key is None or (key_type == "user_signing" and user_id != requester_id):
-                    continue
-                public = public_key_of(key)
-                if public is not None:
-                    merge_signatures(key, signatures.get(public, []))
-                result[f"{key_type}_keys"][user_id] = key
+            server = server_of(user_id)
+            if server == self._server_name:
+                await self._query_local(requester_id, user_id, device_ids, result)
+            elif server is not None and self.remote is not None:
+                remote.setdefault(server, {})[user_id] = device_ids
+        if remote:
+            lists = self.remote
+            assert lists is not None
+            timeout_s = remote_timeout_s(timeout_ms)
+            answers, result["failures"] = await per_server({
+                server: functools.partial(lists.query, requester_id, server, wanted, timeout_s)
+                for server, wanted in remote.items()}, timeout_s)
+            for answer in answers.values():
+                for field, by_user in answer.items():
+                    result[field].update(by_user)
         return result
+
+    async def _query_local(self, requester_id: str, user_id: str, device_ids: Sequence[str],
+                           result: dict[str, Any], *, display_names: bool = True) -> None:
+        """Add a local user's device and cross-signing keys to ``result``, with the
+        signatures ``requester_id`` may see (the owner's, and the requester's own)."""
+        signatures = await self._store.get_signatures(user_id, requester_id)
+        devices: dict[str, Any] = {}
+        for device_id, keys, display_name in await self._store.list_device_keys(
+                user_id, device_ids):
+            merge_signatures(keys, signatures.get(device_id, []))
+            if display_name is not None and display_names:
+                keys["unsigned"] = {"device_display_name": display_name}
+            devices[device_id] = keys
+        result["device_keys"][user_id] = devices
+        cross = await self._store.get_cross_signing_keys(user_id)
+        for key_type in CROSS_SIGNING_TYPES:
+            key = cross.get(key_type)
+            if key is None or (key_type == "user_signing" and user_id != requester_id):
+                continue
+            public = public_key_of(key)
+            if public is not None:
+                merge_signatures(key, signatures.get(public, []))
+            result[f"{key_type}_keys"][user_id] = key
 
     # -- POST /keys/claim --
 
-    async def claim(self, one_time_keys: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    async def claim(self, one_time_keys: Mapping[str, Mapping[str, str]], *,
+                    timeout_ms: int | None = None) -> dict[str, Any]:
+        claimed: dict[str, dict[str, dict[str, Any]]] = {}
+        remote: dict[str, dict[str, Mapping[str, str]]] = {}
+        for user_id, devices in one_time_keys.items():
+            server = server_of(user_id)
+            if server == self._server_name:
+                await self._claim_local(user_id, devices, claimed)
+            elif server is not None and self.remote is not None:
+                remote.setdefault(server, {})[user_id] = devices
+        failures: dict[str, dict[str, Any]] = {}
+        if remote:
+            lists = self.remote
+            assert lists is not None
+            timeout_s = remote_timeout_s(timeout_ms)
+            answers, failures = await per_server({
+                server: functools.partial(lists.claim, server, wanted, timeout_s)
+                for server, wanted in remote.items()}, timeout_s)
+            for answer in answers.values():
+                claimed.update(answer)
+        return {"one_time_keys": claimed, "failures": failures}
+
+    async def _claim_local(self, user_id: str, devices: Mapping[str, str],
+                           claimed: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """One-time keys first; a device out of them hands out its fallback key."""
+        for device_id, algorithm in devices.items():
+            found = await self._store.claim_one_time_key(user_id, device_id, algorithm)
+            if found is None:
+                found = await self._store.claim_fallback_key(user_id, device_id, algorithm)
+            if found is not None:
+                key_id, key = found
+                claimed.setdefault(user_id, {}).setdefault(device_id, {})[
+                    f"{algorithm}:{key_id}"] = key
+
+    # -- answering other servers --
+
+    async def federation_query(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/federation/v1/user/keys/query: local users only; the signatures
+        shown are the owners' own, and user-signing keys stay private."""
+        device_keys = body.get("device_keys")
+        if not isinstance(device_keys, dict) or not all(
+                isinstance(v, list) and all(isinstance(d, str) for d in v)
+                for v in device_keys.values()):
+            raise bad_json("device_keys must map user IDs to lists of device IDs")
+        result: dict[str, Any] = {"device_keys": {}, "master_keys": {},
+                                  "self_signing_keys": {}, "user_signing_keys": {}}
+        for user_id, device_ids in device_keys.items():
+            if server_of(user_id) == self._server_name:
+                await self._query_local("", user_id, device_ids, result,
+                                        display_names=self._share_names)
+        del result["user_signing_keys"]
+        return result
+
+    async def federation_claim(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/federation/v1/user/keys/claim: local users only."""
+        one_time_keys = body.get("one_time_keys")
+        if not isinstance(one_time_keys, dict) or not all(
+                isinstance(v, dict) and all(isinstance(a, str) for a in v.values())
+                for v in one_time_keys.values()):
+            raise bad_json("one_time_keys must map user IDs to device IDs to algorithms")
         claimed: dict[str, dict[str, dict[str, Any]]] = {}
         for user_id, devices in one_time_keys.items():
-            if user_id.partition(":")[2] != self._server_name:
-                continue
-            for device_id, algorithm in devices.items():
-                found = await self._store.claim_one_time_key(user_id, device_id, algorithm)
-                if found is None:
-                    found = await self._store.claim_fallback_key(user_id, device_id, algorithm)
-                if found is not None:
-                    key_id, key = found
-                    claimed.setdefault(user_id, {}).setdefault(device_id, {})[
-                        f"{algorithm}:{key_id}"] = key
-        return {"one_time_keys": claimed, "failures": {}}
+            if server_of(user_id) == self._server_name:
+                await self._claim_local(user_id, devices, claimed)
+        return {"one_time_keys": claimed}
+
+    async def federation_user_devices(self, user_id: str) -> dict[str, Any]:
+        """GET /_matrix/federation/v1/user/devices/{userId}: the devices with keys, and the
+        stream_id of the last m.device_list_update sent, which later updates continue from.
+        The stream_id is read first: a change racing this read is then sent again after it."""
+        if server_of(user_id) != self._server_name:
+            raise invalid_param("Not a user of this server")
+        stream_id = await self._store.outbound_stream_id(user_id)
+        signatures = await self._store.get_signatures(user_id, user_id)
+        devices: list[dict[str, Any]] = []
+        for device_id, keys, display_name in await self._store.list_device_keys(user_id, None):
+            merge_signatures(keys, signatures.get(device_id, []))
+            device: dict[str, Any] = {"device_id": device_id, "keys": keys}
+            if display_name is not None and self._share_names:
+                device["device_display_name"] = display_name
+            devices.append(device)
+        return {"user_id": user_id, "stream_id": stream_id, "devices": devices,
+                **await public_cross_signing_keys(self._store, user_id)}
+
+    @property
+    def _share_names(self) -> bool:
+        return self.publisher is not None and self.publisher.share_device_names
+
+    async def close(self) -> None:
+        """Stop background work (device list resyncs) at shutdown."""
+        if self.remote is not None:
+            await self.remote.close()
 
     # -- for /sync --
 
@@ -266,6 +436,23 @@ class E2eKeyService:
             left = candidates - shared - {user_id}
         changed -= left
         return sorted(changed), sorted(left)
+
+
+async def public_cross_signing_keys(store: E2eKeyStore, user_id: str) -> dict[str, Any]:
+    """A local user's ``master_key`` / ``self_signing_key`` as other servers may see them,
+    with the user's own signatures (user-signing keys never leave the server)."""
+    cross = await store.get_cross_signing_keys(user_id)
+    signatures = await store.get_signatures(user_id, user_id)
+    out: dict[str, Any] = {}
+    for key_type in ("master", "self_signing"):
+        key = cross.get(key_type)
+        if key is None:
+            continue
+        public = public_key_of(key)
+        if public is not None:
+            merge_signatures(key, signatures.get(public, []))
+        out[f"{key_type}_key"] = key
+    return out
 
 
 def public_key_of(key: Mapping[str, Any]) -> str | None:

@@ -4,17 +4,25 @@ A send stores one message per target device, all at one position of the shared d
 in the same write as the client transaction ID, so a retransmission gets the first answer and
 sends nothing. /sync delivers a device's messages oldest first and deletes them once a later
 sync token proves the device received them (``acknowledge``).
+
+Messages for users of other servers leave as one ``m.direct_to_device`` EDU per destination
+server and request (server-server API, "Send-to-device messaging"); received EDUs are delivered
+to the local devices they name, once per (origin, message_id) even when retransmitted.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from myelin.errors import bad_json, too_large
 from myelin.ids import UserID
+from myelin.services.federation.devices import EduSender, server_of
 from myelin.services.notifier import Notifier
 from myelin.storage.database import IntegrityError
 from myelin.storage.sequences import StreamPositions
@@ -26,7 +34,14 @@ MAX_CONTENT_BYTES = 65536  # one message's content, as compact JSON
 MAX_MESSAGES = 10000  # (user, device) entries of one request, counting "*" once
 DEFAULT_LIMIT = 100  # per /sync, as the module recommends
 ALL_DEVICES = "*"
+DIRECT_TO_DEVICE = "m.direct_to_device"
+INBOX_RETENTION_MS = 7 * 24 * 3600 * 1000  # how long a received message_id is remembered
 _EMPTY_RESPONSE = b"{}"
+
+log = logging.getLogger("myelin.federation")
+
+# For one request: (local deliveries, destination server -> user -> device -> content).
+Split = tuple[list[tuple[str, str, bytes]], dict[str, dict[str, dict[str, Any]]]]
 
 
 class ToDeviceService:
@@ -38,6 +53,10 @@ class ToDeviceService:
         self._stream = stream
         self._notifier = notifier
         self._server_name = server_name
+        # Set by the composition root when federating; None: remote users' messages are
+        # dropped.
+        self.federation: EduSender | None = None
+        self._last_prune = 0.0
 
     async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str,
                    messages: Any) -> bytes:
@@ -47,7 +66,7 @@ class ToDeviceService:
                                                            txn_id)
         if stored is not None:
             return stored
-        deliveries = await self._deliveries(messages)
+        deliveries, remote = await self._deliveries(messages)
         transaction = (sender, sender_device, endpoint, txn_id, _EMPTY_RESPONSE,
                        int(time.time() * 1000))
         position = self._stream.allocate()
@@ -65,14 +84,32 @@ class ToDeviceService:
         if deliveries:
             self._notifier.announce(self._stream.current,
                                     users={user_id for user_id, _, _ in deliveries})
+        await self._send_remote(sender, event_type, remote)
         return _EMPTY_RESPONSE
 
-    async def _deliveries(self, messages: Any) -> list[tuple[str, str, bytes]]:
+    async def _send_remote(self, sender: str, event_type: str,
+                           remote: Mapping[str, dict[str, dict[str, Any]]]) -> None:
+        """Queue one EDU per destination server. The local part is committed already, so a
+        failure to queue is logged rather than failing a request a retry could not repair."""
+        if self.federation is None:
+            return
+        for destination, messages in sorted(remote.items()):
+            content = {"sender": sender, "type": event_type,
+                       "message_id": secrets.token_urlsafe(18),  # 24 characters, unique
+                       "messages": messages}
+            try:
+                await self.federation.send_edu(destination, DIRECT_TO_DEVICE, content)
+            except Exception:
+                log.exception("could not queue to-device messages for %s", destination)
+
+    async def _deliveries(self, messages: Any) -> Split:
         """Validate the whole request, then list (user_id, device_id, content JSON) for every
-        existing local device it targets. Remote users are skipped (no federation yet)."""
+        existing local device it targets, and group what remote users get by their server
+        (their server expands "*" itself)."""
         if not isinstance(messages, dict):
             raise bad_json("'messages' must be an object")
         checked: list[tuple[str, dict[str, bytes]]] = []
+        remote: dict[str, dict[str, dict[str, Any]]] = {}
         entries = 0
         for user_id, by_device in messages.items():
             parsed = UserID.parse(user_id)
@@ -92,16 +129,67 @@ class ToDeviceService:
                 raise too_large(f"At most {MAX_MESSAGES} messages per request")
             if parsed.domain == self._server_name:
                 checked.append((user_id, encoded))
+            elif encoded:
+                remote.setdefault(parsed.domain, {})[user_id] = dict(by_device)
         deliveries: list[tuple[str, str, bytes]] = []
         for user_id, encoded in checked:
-            known = [d.device_id for d in await self._devices.list_devices(user_id)]
-            wildcard = encoded.get(ALL_DEVICES)
-            for device_id in known:
-                # A message for a named device wins over the "*" one: one message per device.
-                content = encoded.get(device_id, wildcard)
-                if content is not None:
-                    deliveries.append((user_id, device_id, content))
-        return deliveries
+            deliveries.extend(await self._expand(user_id, encoded))
+        return deliveries, remote
+
+    async def _expand(self, user_id: str,
+                      encoded: Mapping[str, bytes]) -> list[tuple[str, str, bytes]]:
+        """One message per existing device of a local user; a message for a named device wins
+        over the "*" one."""
+        known = [d.device_id for d in await self._devices.list_devices(user_id)]
+        wildcard = encoded.get(ALL_DEVICES)
+        out: list[tuple[str, str, bytes]] = []
+        for device_id in known:
+            content = encoded.get(device_id, wildcard)
+            if content is not None:
+                out.append((user_id, device_id, content))
+        return out
+
+    # -- m.direct_to_device EDUs from other servers --
+
+    async def on_direct_to_device(self, origin: str, content: Any) -> None:
+        """Deliver a received EDU to the local devices it names. The sender must belong to
+        the origin (a server speaks only for its own users); users of other servers are
+        skipped; a (origin, message_id) seen before is not delivered again."""
+        if not isinstance(content, dict):
+            return
+        sender, event_type = content.get("sender"), content.get("type")
+        message_id, messages = content.get("message_id"), content.get("messages")
+        if not (isinstance(sender, str) and isinstance(event_type, str)
+                and isinstance(message_id, str) and message_id
+                and isinstance(messages, dict)):
+            log.info("ignoring a malformed m.direct_to_device from %s", origin)
+            return
+        if server_of(sender) != origin:
+            log.warning("%s sent to-device messages as %s; ignored", origin, sender)
+            return
+        deliveries: list[tuple[str, str, bytes]] = []
+        for user_id, by_device in messages.items():
+            if server_of(user_id) != self._server_name or not isinstance(by_device, dict):
+                continue
+            encoded = {d: orjson.dumps(c) for d, c in by_device.items()
+                       if isinstance(d, str) and isinstance(c, dict)}
+            deliveries.extend(await self._expand(user_id, encoded))
+        if not deliveries:
+            return
+        now_ms = int(time.time() * 1000)
+        position = self._stream.allocate()
+        try:
+            await self._store.add_received(origin, message_id, sender, event_type, position,
+                                           deliveries, now_ms)
+        except IntegrityError:
+            return  # delivered before: a retransmission
+        finally:
+            self._stream.finish(position)
+        self._notifier.announce(self._stream.current,
+                                users={user_id for user_id, _, _ in deliveries})
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            await self._store.prune_received(now_ms - INBOX_RETENTION_MS)
 
     async def pending(self, user_id: str, device_id: str, upto_stream: int,
                       limit: int = DEFAULT_LIMIT) -> tuple[list[dict[str, Any]], bool]:

@@ -356,7 +356,8 @@ class FederationClient:
             return RawResponse(resp.status, resp.headers, bytes(body))
 
     async def close(self) -> None:
-        """Close the pooled session; a later request opens a new one."""
+        """Close the pooled session and the resolver's; a later request opens new ones."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._resolver.close()

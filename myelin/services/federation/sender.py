@@ -213,7 +213,7 @@ class FederationSender:
         nonce = secrets.token_hex(8)
         formed = 0
         txn: _Transaction | None = None
-        while True:
+        while self._running:
             try:
                 await self._wait_out_backoff(dest)
                 dest.wake.clear()  # before reading, so items queued meanwhile re-wake us
@@ -250,7 +250,7 @@ class FederationSender:
 
     async def _wait_out_backoff(self, dest: _Destination) -> None:
         # New items wake us too; only destination_alive (retry_at cleared) ends the wait early.
-        while dest.retry_at is not None:
+        while dest.retry_at is not None and self._running:
             remaining = dest.retry_at - self._clock()
             if remaining <= 0:
                 return

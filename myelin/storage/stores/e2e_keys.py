@@ -28,12 +28,12 @@ class E2eKeyStore:
 
     # -- device keys --
 
-
     def delete_device_statements(self, user_id: str, device_ids: list[str]) -> list[Statement]:
         rows = [(user_id, d) for d in device_ids]
         return [Statement(f"DELETE FROM {table} WHERE user_id = $1 AND device_id = $2", rows,
                           many=True)
                 for table in ("e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys")]
+
     async def get_device_keys(self, user_id: str, device_id: str) -> dict[str, Any] | None:
         value = await self._db.fetchval(
             "SELECT key_json FROM e2e_device_keys WHERE user_id = $1 AND device_id = $2",
@@ -53,6 +53,20 @@ class E2eKeyStore:
         wanted = None if not device_ids else set(device_ids)
         return [(r["device_id"], dict(_loads(r["key_json"])), r["display_name"]) for r in rows
                 if wanted is None or r["device_id"] in wanted]
+
+    async def get_device(self, user_id: str, device_id: str
+                         ) -> tuple[dict[str, Any] | None, str | None] | None:
+        """(keys or None, display name) of an existing local device; None if there is none."""
+        row = await self._db.fetchrow(
+            "SELECT d.display_name, k.key_json FROM devices d LEFT JOIN e2e_device_keys k"
+            " ON k.user_id = d.user_id AND k.device_id = d.device_id"
+            " WHERE d.user_id = $1 AND d.device_id = $2",
+            user_id, device_id,
+        )
+        if row is None:
+            return None
+        keys = None if row["key_json"] is None else dict(_loads(row["key_json"]))
+        return keys, row["display_name"]
 
     async def list_device_ids(self, user_id: str) -> list[str]:
         rows = await self._db.fetch("SELECT device_id FROM devices WHERE user_id = $1", user_id)
@@ -279,3 +293,90 @@ class E2eKeyStore:
             user_id, after, upto,
         )
         return {r["user_id"] for r in rows}
+
+    # -- federation: local users' outbound device list stream --
+
+    async def outbound_stream_id(self, user_id: str) -> int:
+        """The stream_id of the last m.device_list_update sent for a local user (0: none)."""
+        value = await self._db.fetchval(
+            "SELECT stream_id FROM e2e_device_list_outbound WHERE user_id = $1", user_id)
+        return 0 if value is None else int(value)
+
+    async def set_outbound_stream_id(self, user_id: str, stream_id: int) -> None:
+        await self._db.execute(
+            "INSERT INTO e2e_device_list_outbound (user_id, stream_id) VALUES ($1, $2)"
+            " ON CONFLICT (user_id) DO UPDATE SET stream_id = excluded.stream_id",
+            user_id, stream_id,
+        )
+
+    # -- federation: cached device lists of remote users --
+
+    async def get_remote_list(self, user_id: str) -> tuple[int, bool] | None:
+        """(stream_id, stale) of a tracked remote user's cached list; None: not cached."""
+        row = await self._db.fetchrow(
+            "SELECT stream_id, stale FROM e2e_remote_device_lists WHERE user_id = $1", user_id)
+        return None if row is None else (int(row["stream_id"]), bool(row["stale"]))
+
+    async def list_remote_devices(self, user_id: str
+                                  ) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+        """(device_id, keys or None, display name) of a remote user's cached devices."""
+        rows = await self._db.fetch(
+            "SELECT device_id, key_json, display_name FROM e2e_remote_devices"
+            " WHERE user_id = $1 ORDER BY device_id",
+            user_id,
+        )
+        return [(r["device_id"], None if r["key_json"] is None else dict(_loads(r["key_json"])),
+                 r["display_name"]) for r in rows]
+
+    @staticmethod
+    def set_remote_list(user_id: str, stream_id: int, stale: bool) -> Statement:
+        return Statement(
+            "INSERT INTO e2e_remote_device_lists (user_id, stream_id, stale) VALUES ($1, $2, $3)"
+            " ON CONFLICT (user_id) DO UPDATE SET stream_id = excluded.stream_id,"
+            " stale = excluded.stale",
+            (user_id, stream_id, stale),
+        )
+
+    @staticmethod
+    def mark_remote_stale(user_id: str) -> Statement:
+        return Statement(
+            "UPDATE e2e_remote_device_lists SET stale = TRUE WHERE user_id = $1", (user_id,))
+
+    @staticmethod
+    def put_remote_device(user_id: str, device_id: str, keys: dict[str, Any] | None,
+                          display_name: str | None) -> Statement:
+        return Statement(
+            "INSERT INTO e2e_remote_devices (user_id, device_id, key_json, display_name)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, device_id) DO UPDATE SET"
+            " key_json = excluded.key_json, display_name = excluded.display_name",
+            (user_id, device_id, None if keys is None else _dumps(keys), display_name),
+        )
+
+    @staticmethod
+    def delete_remote_device(user_id: str, device_id: str) -> Statement:
+        return Statement(
+            "DELETE FROM e2e_remote_devices WHERE user_id = $1 AND device_id = $2",
+            (user_id, device_id))
+
+    @staticmethod
+    def forget_remote_statements(user_id: str) -> list[Statement]:
+        """Stop caching a remote user's device list (their cross-signing keys stay: they are
+        served only with a fresh list, and a resync replaces them)."""
+        return [Statement(f"DELETE FROM {table} WHERE user_id = $1", (user_id,))
+                for table in ("e2e_remote_devices", "e2e_remote_device_lists")]
+
+    @staticmethod
+    def delete_cross_signing_keys(user_id: str, key_types: Sequence[str]) -> Statement:
+        return Statement(
+            "DELETE FROM e2e_cross_signing_keys WHERE user_id = $1 AND key_type = $2",
+            [(user_id, t) for t in key_types], many=True,
+        )
+
+    async def cached_room_members(self, room_id: str) -> list[str]:
+        """Joined members of the room whose device list is cached here (remote users)."""
+        rows = await self._db.fetch(
+            "SELECT m.user_id FROM room_memberships m JOIN e2e_remote_device_lists l"
+            " ON l.user_id = m.user_id WHERE m.room_id = $1 AND m.membership = 'join'",
+            room_id,
+        )
+        return [r["user_id"] for r in rows]

@@ -1,6 +1,7 @@
 """Send-to-Device messages waiting for delivery (tables ``to_device_messages``,
 ``to_device_stream``); a send's messages, its stream high-water mark and its transaction ID are
-written in one batch."""
+written in one batch, and so are a received m.direct_to_device EDU's messages and its message ID
+(``to_device_federation_inbox``), so a retransmitted EDU is never delivered twice."""
 
 from __future__ import annotations
 
@@ -39,18 +40,42 @@ class ToDeviceStore:
                 "INSERT INTO client_transactions (user_id, device_id, endpoint, txn_id,"
                 " response, created_ts) VALUES ($1, $2, $3, $4, $5, $6)",
                 (user_id, device_id, endpoint, txn_id, response.decode(), created_ts)))
-        if deliveries:
-            statements.append(Statement(
+        statements.extend(self._delivery_statements(sender, event_type, stream_id, deliveries))
+        if statements:
+            await self._db.write_batch(statements)
+
+    async def add_received(self, origin: str, message_id: str, sender: str, event_type: str,
+                           stream_id: int, deliveries: Sequence[tuple[str, str, bytes]],
+                           received_ts: int) -> None:
+        """Store an m.direct_to_device EDU's messages with its (origin, message_id) in one
+        write. Raises ``IntegrityError`` (nothing written) if that message was stored before."""
+        await self._db.write_batch([
+            Statement("INSERT INTO to_device_federation_inbox (origin, message_id, received_ts)"
+                      " VALUES ($1, $2, $3)", (origin, message_id, received_ts)),
+            *self._delivery_statements(sender, event_type, stream_id, deliveries),
+        ])
+
+    async def prune_received(self, before_ts: int) -> int:
+        """Forget message IDs received before ``before_ts``: no origin retries that long."""
+        return await self._db.execute(
+            "DELETE FROM to_device_federation_inbox WHERE received_ts < $1", before_ts)
+
+    @staticmethod
+    def _delivery_statements(sender: str, event_type: str, stream_id: int,
+                             deliveries: Sequence[tuple[str, str, bytes]]) -> list[Statement]:
+        if not deliveries:
+            return []
+        return [
+            Statement(
                 "INSERT INTO to_device_messages (user_id, device_id, stream_id, sender, type,"
                 " content) VALUES ($1, $2, $3, $4, $5, $6)",
                 [(user_id, device_id, stream_id, sender, event_type, content.decode())
                  for user_id, device_id, content in deliveries],
-                many=True))
-            statements.append(Statement(
+                many=True),
+            Statement(
                 "UPDATE to_device_stream SET stream_id = $1 WHERE id = 1 AND stream_id < $1",
-                (stream_id,)))
-        if statements:
-            await self._db.write_batch(statements)
+                (stream_id,)),
+        ]
 
     async def pending(self, user_id: str, device_id: str, upto: int,
                       limit: int) -> list[PendingMessage]:
