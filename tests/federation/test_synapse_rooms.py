@@ -200,3 +200,37 @@ async def test_backfill_both_ways(
         await send_text(alice, ours, text)
     assert (await join(sue, ours, via=[myelin.server_name])).status == 200
     assert await paginate_all(sue, ours) == mine
+
+
+async def test_knocking_both_ways(
+        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await synapse_user(synapse, "sue10")
+    knock_rules = [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]
+    # Sue (Synapse) knocks on a Myelin room; alice lets her in.
+    ours = await create_room(alice, preset="private_chat", initial_state=knock_rules)
+    knocked = await sue.post(f"/_matrix/client/v3/knock/{quote(ours)}"
+                             f"?via={quote(myelin.server_name)}", {"reason": "let me in"})
+    assert knocked.status == 200, (knocked, synapse.log_tail(20))
+    sue_id = f"@sue10:{synapse.server_name}"
+
+    async def alice_sees_knock() -> bool:
+        state = await alice.get(f"/_matrix/client/v3/rooms/{quote(ours)}/state/m.room.member/"
+                                f"{quote(sue_id)}")
+        return state.status == 200 and state.json.get("membership") == "knock"
+    await wait_for(alice_sees_knock)
+    invited = await alice.post(f"/_matrix/client/v3/rooms/{quote(ours)}/invite",
+                               {"user_id": sue_id})
+    assert invited.status == 200, invited
+    # Alice (Myelin) knocks on a Synapse room and sees her knock recorded there.
+    theirs = await create_room(sue, preset="private_chat", initial_state=knock_rules)
+    knocked = await alice.post(f"/_matrix/client/v3/knock/{quote(theirs)}"
+                               f"?via={quote(synapse.server_name)}", {})
+    assert knocked.status == 200, knocked
+
+    async def sue_sees_knock() -> bool:
+        state = await sue.get(f"/_matrix/client/v3/rooms/{quote(theirs)}/state/"
+                              f"m.room.member/{quote(myelin.user_id('alice'))}")
+        return state.status == 200 and state.json.get("membership") == "knock"
+    await wait_for(sue_sees_knock)
