@@ -207,7 +207,8 @@ async def test_knocking_both_ways(
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
     sue = await synapse_user(synapse, "sue10")
-    knock_rules = [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]
+    knock_rules = [{"type": "m.room.join_rules", "state_key": "",
+                    "content": {"join_rule": "knock"}}]
     # Sue (Synapse) knocks on a Myelin room; alice lets her in.
     ours = await create_room(alice, preset="private_chat", initial_state=knock_rules)
     knocked = await sue.post(f"/_matrix/client/v3/knock/{quote(ours)}"
