@@ -84,3 +84,22 @@ async def test_restricted_join_through_an_authorising_server(
     assert member.json["join_authorised_via_users_server"] == one.user_id("alice")
     refused = await join(carol, restricted, via=[one.server_name])
     assert refused.status in (403, 404), refused
+
+
+async def test_a_dead_server_does_not_block_local_users(
+        federating_server: FederatingFactory) -> None:
+    import time
+
+    one = await federating_server()
+    two = await federating_server()
+    alice = await logged_in_user(one, "alice")
+    bob = await logged_in_user(two, "bob")
+    room_id = await create_room(alice)
+    assert (await join(bob, room_id, via=[one.server_name])).status == 200
+    await two.server.stop()  # server two goes away without leaving the room
+    started = time.monotonic()
+    for i in range(5):
+        await send_text(alice, room_id, f"still here {i}")
+    assert time.monotonic() - started < 2.0  # sends never wait for the dead server
+    assert (await timeline_texts(alice, room_id))[-1] == "still here 4"
+    assert await one.services.federation_sender.queued(two.server_name) >= 5
