@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from myelin.server import Homeserver
 
-from harness import Client, RunningServer, merge, test_config
+from harness import Client, RunningServer, logged_in_user, merge, test_config
 from synapse_harness import SynapseServer, self_signed_certificate, start_synapse, synapse_python
 
 FederatingFactory = Callable[..., Awaitable["FederatingServer"]]
@@ -123,3 +124,37 @@ async def _close_synapse_sessions() -> AsyncIterator[None]:
     yield
     while _sessions:
         await _sessions.pop().close()
+
+
+@dataclass
+class Peer:
+    """The other server of an interop test: a real Synapse, or a second Myelin. The same test
+    then checks Myelin against both, as the federation issue asks."""
+
+    kind: str
+    server_name: str
+    url: str
+    ssl: bool  # whether clients should verify its TLS (Synapse's certificate is self-signed)
+    _user: Callable[[str], Awaitable[Client]]
+    _log: Callable[[int], str]
+
+    async def user(self, localpart: str) -> Client:
+        return await self._user(localpart)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return self._log(lines)
+
+
+@pytest.fixture(params=["synapse", "myelin"])
+async def peer(request: pytest.FixtureRequest,
+               federating_server: FederatingFactory) -> Peer:
+    if request.param == "synapse":
+        synapse: SynapseServer = request.getfixturevalue("synapse")
+        return Peer("synapse", synapse.server_name, synapse.url, False,
+                    lambda name: synapse_user(synapse, name), synapse.log_tail)
+    other = await federating_server(registration={"enabled": True})
+
+    async def user(name: str) -> Client:
+        return await logged_in_user(other, name)
+    return Peer("myelin", other.server_name, other.url, True, user,
+                lambda lines: "(in-process Myelin: see the test's log)")

@@ -8,10 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from federation_fixtures import FederatingFactory, synapse_user
+from federation_fixtures import FederatingFactory, Peer
 from harness import logged_in_user
 from media_helpers import upload_ok
-from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation
 
@@ -23,10 +22,10 @@ def png(width: int, height: int) -> bytes:
 
 
 async def test_media_both_ways(federating_server: FederatingFactory,
-                               synapse: SynapseServer) -> None:
+                               peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue8")
+    sue = await peer.user("sue8")
     # Synapse's upload, fetched by Myelin.
     picture = png(640, 480)
     response = await sue.request("POST", "/_matrix/media/v3/upload?filename=green.png",
@@ -46,7 +45,7 @@ async def test_media_both_ways(federating_server: FederatingFactory,
     ours = png(300, 200)
     ref = await upload_ok(alice, ours, "image/png", "mine.png")
     download = await sue.get(f"/_matrix/client/v1/media/download/{ref}")
-    assert download.status == 200, (download, synapse.log_tail(20))
+    assert download.status == 200, (download, peer.log_tail(20))
     assert download.body == ours
     thumb = await sue.get(f"/_matrix/client/v1/media/thumbnail/{ref}"
                           "?width=32&height=32&method=crop")

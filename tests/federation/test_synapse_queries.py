@@ -6,20 +6,19 @@ from urllib.parse import quote
 
 import pytest
 
-from federation_fixtures import FederatingFactory, synapse_user
+from federation_fixtures import FederatingFactory, Peer
 from harness import Client, logged_in_user
 from room_helpers import create_room, join
-from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation
 
 
 async def test_profiles_and_aliases_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue6")
-    sue_id = f"@sue6:{synapse.server_name}"
+    sue = await peer.user("sue6")
+    sue_id = f"@sue6:{peer.server_name}"
     await sue.request("PUT", f"/_matrix/client/v3/profile/{quote(sue_id)}/displayname",
                       {"displayname": "Sue of Synapse"})
     await alice.request("PUT", f"/_matrix/client/v3/profile/{myelin.user_id('alice')}/"
@@ -30,15 +29,15 @@ async def test_profiles_and_aliases_both_ways(
     assert profile.json["displayname"] == "Sue of Synapse"
     field = await alice.get(f"/_matrix/client/v3/profile/{quote(sue_id)}/displayname")
     assert field.json == {"displayname": "Sue of Synapse"}
-    nobody = quote(f"@nobody:{synapse.server_name}")
+    nobody = quote(f"@nobody:{peer.server_name}")
     missing = await alice.get(f"/_matrix/client/v3/profile/{nobody}")
     assert missing.status == 404
     synapse_room = await create_room(sue, room_alias_name="sue-room")
     resolved = await alice.get("/_matrix/client/v3/directory/room/"
-                               + quote(f"#sue-room:{synapse.server_name}"))
+                               + quote(f"#sue-room:{peer.server_name}"))
     assert resolved.status == 200, resolved
     assert resolved.json["room_id"] == synapse_room
-    assert synapse.server_name in resolved.json["servers"]
+    assert peer.server_name in resolved.json["servers"]
     # Synapse asks Myelin.
     profile = await sue.get(f"/_matrix/client/v3/profile/{quote(myelin.user_id('alice'))}")
     assert profile.status == 200, profile
@@ -54,16 +53,16 @@ async def test_profiles_and_aliases_both_ways(
 
 
 async def test_public_room_directories_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue7")
+    sue = await peer.user("sue7")
     theirs = await create_room(sue, visibility="public", name="Synapse lounge")
     ours = await create_room(alice, visibility="public", name="Myelin lounge")
-    listed = await alice.get(f"/_matrix/client/v3/publicRooms?server={synapse.server_name}")
+    listed = await alice.get(f"/_matrix/client/v3/publicRooms?server={peer.server_name}")
     assert listed.status == 200, listed
     assert theirs in [r["room_id"] for r in listed.json["chunk"]]
-    searched = await alice.post(f"/_matrix/client/v3/publicRooms?server={synapse.server_name}",
+    searched = await alice.post(f"/_matrix/client/v3/publicRooms?server={peer.server_name}",
                                 {"filter": {"generic_search_term": "lounge"}})
     assert searched.status == 200, searched
     assert [r["name"] for r in searched.json["chunk"]] == ["Synapse lounge"]
@@ -89,13 +88,13 @@ async def make_space(client: Client, server_name: str,
 
 
 async def test_space_hierarchy_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue9")
+    sue = await peer.user("sue9")
     # A Synapse space: Myelin knows only the space (alice joins it), not its children.
-    space, children = await make_space(sue, synapse.server_name, ["S one", "S two"])
-    assert (await join(alice, space, via=[synapse.server_name])).status == 200
+    space, children = await make_space(sue, peer.server_name, ["S one", "S two"])
+    assert (await join(alice, space, via=[peer.server_name])).status == 200
     tree = await alice.get(f"/_matrix/client/v1/rooms/{quote(space)}/hierarchy")
     assert tree.status == 200, tree
     assert [r["room_id"] for r in tree.json["rooms"]] == [space, *children]

@@ -7,23 +7,22 @@ from urllib.parse import quote
 
 import pytest
 
-from federation_fixtures import FederatingFactory, synapse_user
+from federation_fixtures import FederatingFactory, Peer
 from harness import logged_in_user
 from room_helpers import create_room, join, send_text, timeline_texts, wait_for, wait_for_text
-from synapse_harness import SynapseServer
 
 pytestmark = pytest.mark.federation
 
 
 async def test_myelin_user_joins_a_synapse_room(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
-    sue = await synapse_user(synapse, "sue1")
+    sue = await peer.user("sue1")
     alice = await logged_in_user(myelin, "alice")
     room_id = await create_room(sue, name="Synapse room")
     await send_text(sue, room_id, "from synapse, before")
 
-    joined = await join(alice, room_id, via=[synapse.server_name])
+    joined = await join(alice, room_id, via=[peer.server_name])
     assert joined.status == 200, joined
 
     await send_text(sue, room_id, "hello myelin")
@@ -37,16 +36,16 @@ async def test_myelin_user_joins_a_synapse_room(
 
 
 async def test_synapse_user_joins_a_myelin_room(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue2")
+    sue = await peer.user("sue2")
     room_id = await create_room(alice, name="Myelin room", room_alias_name="lobby")
     await send_text(alice, room_id, "before sue")
 
     alias = f"#lobby:{myelin.server_name}"
     joined = await join(sue, alias)
-    assert joined.status == 200, (joined, synapse.log_tail())
+    assert joined.status == 200, (joined, peer.log_tail())
     assert joined.json["room_id"] == room_id
 
     await send_text(alice, room_id, "welcome sue")
@@ -56,16 +55,16 @@ async def test_synapse_user_joins_a_myelin_room(
 
     async def sue_is_member() -> bool:
         response = await alice.get(f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
-        return f"@sue2:{synapse.server_name}" in response.json.get("joined", {})
+        return f"@sue2:{peer.server_name}" in response.json.get("joined", {})
     await wait_for(sue_is_member)
 
 
 async def test_invites_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue3")
-    sue_id = f"@sue3:{synapse.server_name}"
+    sue = await peer.user("sue3")
+    sue_id = f"@sue3:{peer.server_name}"
     # Myelin invites a Synapse user; she accepts.
     room_id = await create_room(alice, preset="private_chat")
     response = await alice.post(f"/_matrix/client/v3/rooms/{quote(room_id)}/invite",
@@ -87,7 +86,7 @@ async def test_invites_both_ways(
         other = await create_room(sue, preset="private_chat", name=name)
         response = await sue.post(f"/_matrix/client/v3/rooms/{quote(other)}/invite",
                                   {"user_id": bob_id})
-        assert response.status == 200, (response, synapse.log_tail())
+        assert response.status == 200, (response, peer.log_tail())
 
         async def bob_invited(room: str = other) -> object:
             sync = await bob.get("/_matrix/client/v3/sync?timeout=0")
@@ -112,11 +111,11 @@ async def test_invites_both_ways(
 
 
 async def test_power_levels_kick_ban_leave_and_rejoin(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue4")
-    sue_id = f"@sue4:{synapse.server_name}"
+    sue = await peer.user("sue4")
+    sue_id = f"@sue4:{peer.server_name}"
     room_id = await create_room(alice)
     assert (await join(sue, room_id, via=[myelin.server_name])).status == 200
     # Alice (PL 100) sets the topic; Sue (PL 0) may not.
@@ -182,16 +181,16 @@ async def paginate_all(client: object, room_id: str) -> list[str]:
 
 
 async def test_backfill_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue5")
+    sue = await peer.user("sue5")
     # Synapse's history, read from Myelin after a late join.
     theirs = await create_room(sue, name="Synapse history")
     sent = [f"s{i}" for i in range(200)]
     for text in sent:
         await send_text(sue, theirs, text)
-    assert (await join(alice, theirs, via=[synapse.server_name])).status == 200
+    assert (await join(alice, theirs, via=[peer.server_name])).status == 200
     assert await paginate_all(alice, theirs) == sent
     # Myelin's history, read from Synapse after a late join.
     ours = await create_room(alice, name="Myelin history")
@@ -203,18 +202,18 @@ async def test_backfill_both_ways(
 
 
 async def test_knocking_both_ways(
-        federating_server: FederatingFactory, synapse: SynapseServer) -> None:
+        federating_server: FederatingFactory, peer: Peer) -> None:
     myelin = await federating_server()
     alice = await logged_in_user(myelin, "alice")
-    sue = await synapse_user(synapse, "sue10")
+    sue = await peer.user("sue10")
     knock_rules = [{"type": "m.room.join_rules", "state_key": "",
                     "content": {"join_rule": "knock"}}]
     # Sue (Synapse) knocks on a Myelin room; alice lets her in.
     ours = await create_room(alice, preset="private_chat", initial_state=knock_rules)
     knocked = await sue.post(f"/_matrix/client/v3/knock/{quote(ours)}"
                              f"?via={quote(myelin.server_name)}", {"reason": "let me in"})
-    assert knocked.status == 200, (knocked, synapse.log_tail(20))
-    sue_id = f"@sue10:{synapse.server_name}"
+    assert knocked.status == 200, (knocked, peer.log_tail(20))
+    sue_id = f"@sue10:{peer.server_name}"
 
     async def alice_sees_knock() -> bool:
         state = await alice.get(f"/_matrix/client/v3/rooms/{quote(ours)}/state/m.room.member/"
@@ -227,7 +226,7 @@ async def test_knocking_both_ways(
     # Alice (Myelin) knocks on a Synapse room and sees her knock recorded there.
     theirs = await create_room(sue, preset="private_chat", initial_state=knock_rules)
     knocked = await alice.post(f"/_matrix/client/v3/knock/{quote(theirs)}"
-                               f"?via={quote(synapse.server_name)}", {})
+                               f"?via={quote(peer.server_name)}", {})
     assert knocked.status == 200, knocked
 
     async def sue_sees_knock() -> bool:
