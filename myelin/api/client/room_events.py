@@ -93,11 +93,24 @@ async def put_state_empty_key(request: MatrixRequest) -> dict[str, Any]:
     return await _put_state(request, "")
 
 
+async def _visible_state(request: MatrixRequest, room_id: str) -> dict[tuple[str, str], str]:
+    """The state a member sees: current while joined; for a former member, the state when they
+    left ("Getting state of a room": "If the user has left the room then the state is taken
+    from the state of the room when they left")."""
+    services = request.services
+    membership = await services.state_store.get_membership(room_id, request.user.user_id)
+    if membership is not None and membership[0] in ("leave", "ban"):
+        stored = await services.event_store.get_event(membership[1])
+        if stored is not None and stored.state_group is not None:
+            return await services.state_store.get_state(stored.state_group)
+    await services.membership.require_joined(room_id, request.user.user_id)
+    return await services.state_store.get_current_state(room_id)
+
+
 async def _get_state(request: MatrixRequest, state_key: str) -> dict[str, Any]:
     room_id = request.params["roomId"]
-    await request.services.membership.require_joined(room_id, request.user.user_id)
-    event_id = await request.services.state_store.get_current_state_event_id(
-        room_id, (request.params["eventType"], state_key))
+    state = await _visible_state(request, room_id)
+    event_id = state.get((request.params["eventType"], state_key))
     if event_id is None:
         raise not_found("Event not found")
     pdu = (await request.services.timeline.get_pdus([event_id]))[event_id]
@@ -120,8 +133,7 @@ async def get_state_event_empty_key(request: MatrixRequest) -> dict[str, Any]:
 @routes.client("GET", "/rooms/{roomId}/state")
 async def get_state(request: MatrixRequest) -> Any:
     room_id = request.params["roomId"]
-    await request.services.membership.require_joined(room_id, request.user.user_id)
-    state = await request.services.state_store.get_current_state(room_id)
+    state = await _visible_state(request, room_id)
     pdus = await request.services.timeline.get_pdus(list(state.values()))
     return web.Response(body=orjson.dumps([client_event(pdus[e]) for e in state.values()]),
                         content_type="application/json")

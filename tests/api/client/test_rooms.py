@@ -267,3 +267,29 @@ async def test_identical_concurrent_create_requests_found_distinct_rooms(
         for _ in range(8)])
     assert [r.status for r in responses] == [200] * 8
     assert len({r.json["room_id"] for r in responses}) == 8
+
+
+async def test_former_members_read_the_state_as_they_left_it(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    created = await alice.post("/_matrix/client/v3/createRoom",
+                               {"preset": "public_chat", "topic": "before"})
+    room_id = created.json["room_id"]
+    assert (await bob.post(f"/_matrix/client/v3/join/{room_id}", {})).status == 200
+    assert (await bob.post(f"/_matrix/client/v3/rooms/{room_id}/leave", {})).status == 200
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic",
+                        {"topic": "after"})
+    topic = await bob.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic")
+    assert topic.status == 200 and topic.json == {"topic": "before"}
+    member = await bob.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.room.member/"
+                           f"{bob_id(homeserver)}")
+    assert member.json["membership"] == "leave"
+    full = await bob.get(f"/_matrix/client/v3/rooms/{room_id}/state")
+    assert {e["content"].get("topic") for e in full.json if e["type"] == "m.room.topic"} \
+        == {"before"}
+    stranger = await user(homeserver, "carol")
+    assert (await stranger.get(f"/_matrix/client/v3/rooms/{room_id}/state")).status == 403
+
+
+def bob_id(server: RunningServer) -> str:
+    return f"@bob:{server.services.config.server_name}"
