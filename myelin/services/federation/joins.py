@@ -75,6 +75,7 @@ class Joins:
         if not candidates:
             raise not_found("No known server to join this room through")
         problems: list[str] = []
+        refused = False
         for server in candidates:
             try:
                 await self._join_via(server, user_id, room_id, content)
@@ -82,8 +83,9 @@ class Joins:
             except (FederationError, InvalidEvent) as e:
                 log.info("join of %s to %s via %s failed: %s", user_id, room_id, server, e)
                 problems.append(f"{server}: {e}")
-        if len(problems) == 1 and isinstance(problems, list):
-            raise MatrixError(404, "M_NOT_FOUND", f"Could not join: {problems[0]}")
+                refused = refused or (isinstance(e, FederationError) and e.status == 403)
+        if refused:  # a resident server said no (banned, not invited, ...): pass that on
+            raise forbidden("The room refused the join: " + "; ".join(problems[:3]))
         raise MatrixError(404, "M_NOT_FOUND", "Could not join through any server: "
                           + "; ".join(problems[:3]))
 
