@@ -234,3 +234,32 @@ async def test_knocking_both_ways(
                               f"m.room.member/{quote(myelin.user_id('alice'))}")
         return state.status == 200 and state.json.get("membership") == "knock"
     await wait_for(sue_sees_knock)
+
+
+def restricted_rules(allowed_room: str) -> list[dict[str, object]]:
+    return [{"type": "m.room.join_rules", "state_key": "",
+             "content": {"join_rule": "restricted",
+                         "allow": [{"type": "m.room_membership", "room_id": allowed_room}]}}]
+
+
+async def test_restricted_joins_both_ways(federating_server: FederatingFactory,
+                                          peer: Peer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await peer.user("sue11")
+    # The peer's user joins a Myelin restricted room: Myelin authorises the join.
+    lobby = await create_room(alice, name="Lobby")
+    ours = await create_room(alice, preset="private_chat", initial_state=restricted_rules(lobby))
+    assert (await join(sue, lobby, via=[myelin.server_name])).status == 200
+    joined = await join(sue, ours, via=[myelin.server_name])
+    assert joined.status == 200, (joined, peer.log_tail(20))
+    # A Myelin user joins the peer's restricted room: the peer authorises it.
+    their_lobby = await create_room(sue, name="Their lobby")
+    theirs = await create_room(sue, preset="private_chat",
+                               initial_state=restricted_rules(their_lobby))
+    assert (await join(alice, their_lobby, via=[peer.server_name])).status == 200
+    joined = await join(alice, theirs, via=[peer.server_name])
+    assert joined.status == 200, joined
+    member = await alice.get(f"/_matrix/client/v3/rooms/{quote(theirs)}/state/m.room.member/"
+                             f"{quote(myelin.user_id('alice'))}")
+    assert member.json["join_authorised_via_users_server"].endswith(":" + peer.server_name)
