@@ -299,6 +299,8 @@ async def build_services(config: Config) -> Services:
     room_creator = RoomCreator(timeline, aliases, config.server_name,
                                KNOWN_ROOM_VERSIONS[config.rooms.default_room_version],
                                profiles.member_content)
+    if config.federation.enabled:
+        room_creator.countersign_invite = joins.countersign_invite
     pusher_store, notification_store = PusherStore(db), NotificationStore(db)
     push_delivery = PushDelivery(config.push, config.server_name, timeline, DirectoryStore(db),
                                  push_rules, pusher_store, notification_store, event_store)

@@ -263,3 +263,18 @@ async def test_restricted_joins_both_ways(federating_server: FederatingFactory,
     member = await alice.get(f"/_matrix/client/v3/rooms/{quote(theirs)}/state/m.room.member/"
                              f"{quote(myelin.user_id('alice'))}")
     assert member.json["join_authorised_via_users_server"].endswith(":" + peer.server_name)
+
+
+async def test_create_room_invites_reach_other_servers(federating_server: FederatingFactory,
+                                                       peer: Peer) -> None:
+    myelin = await federating_server()
+    alice = await logged_in_user(myelin, "alice")
+    sue = await peer.user("sue12")
+    sue_id = f"@sue12:{peer.server_name}"
+    room_id = await create_room(alice, preset="private_chat", invite=[sue_id], is_direct=True)
+
+    async def sue_invited() -> bool:
+        sync = await sue.get("/_matrix/client/v3/sync?timeout=0")
+        return room_id in sync.json["rooms"].get("invite", {})
+    await wait_for(sue_invited)
+    assert (await join(sue, room_id)).status == 200

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from myelin.core.events import PDU
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from myelin.errors import MatrixError, bad_json, invalid_param
 from myelin.ids import UserID
-from myelin.services.rooms.timeline import Timeline
+from myelin.services.rooms.timeline import RoomState, Timeline
 from myelin.storage.stores.aliases import AliasExistsError, AliasStore
 
 PRESETS = {
@@ -80,6 +81,9 @@ class RoomCreator:
         self._aliases = aliases
         self._server_name = server_name
         self._default_version = default_version
+        # Set by the federation layer: an invite of another server's user must carry that
+        # server's signature (server-server API, "Inviting to a room").
+        self.countersign_invite: Callable[[PDU, RoomState], Awaitable[PDU]] | None = None
 
     async def create(self, creator: str, request: RoomRequest) -> str:
         version = self._version(request.room_version)
@@ -147,7 +151,10 @@ class RoomCreator:
                                       "membership": "invite"}
             if request.is_direct:
                 invite["is_direct"] = True
-            await append(room_id, creator, "m.room.member", invite, state_key=user)
+            remote = not user.endswith(":" + self._server_name)
+            await self._timeline.append(
+                room_id, creator, "m.room.member", invite, state_key=user,
+                countersign=self.countersign_invite if remote else None)
         return room_id
 
     def _version(self, requested: str | None) -> RoomVersion:
