@@ -446,6 +446,7 @@ async def test_queue_survives_a_restart(db: Database, peer: Peer,
     await eventually(lambda: peer.pdus() == ["$e1", "$e2"])
     assert peer.edus()[0]["edu_type"] == "m.typing"
     assert peer.accepted[0].txn_id not in old_ids  # a re-formed batch never reuses an ID
+    await eventually(lambda: second.queued(peer.name) == 0)  # counted after the rows go
     assert await queued_rows(db) == 0
 
 
