@@ -3,7 +3,8 @@ endpoints (client-server API, "Content repository", deprecated since Matrix 1.11
 
 Downloads and thumbnails here need no access token, so they are frozen as the spec asks: they
 see only media stored while ``media.freeze_unauthenticated`` was off, and the whole set can be
-switched off with ``media.legacy_endpoints``.
+switched off with ``media.legacy_endpoints``. They also take ``allow_remote``, which the
+authenticated endpoints no longer define: ``false`` serves remote media only from the cache.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from myelin.api.client.media_responses import file_response, image_response, thumbnail_request
+from myelin.api.client.media_responses import (
+    allow_remote,
+    file_response,
+    image_response,
+    thumbnail_request,
+)
 from myelin.api.http.endpoint import Auth, Routes
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import unrecognized
@@ -39,7 +45,8 @@ async def download(request: MatrixRequest) -> web.StreamResponse:
     _require_enabled(request)
     record = await request.services.media.find(
         request.params["serverName"], request.params["mediaId"],
-        timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS), unauthenticated=True)
+        timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS), unauthenticated=True,
+        allow_remote=allow_remote(request))
     return file_response(request, record, request.params.get("fileName"))
 
 
@@ -49,7 +56,8 @@ async def thumbnail(request: MatrixRequest) -> web.StreamResponse:
     wanted = thumbnail_request(request)
     record = await request.services.media.find(
         request.params["serverName"], request.params["mediaId"],
-        timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS), unauthenticated=True)
+        timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS), unauthenticated=True,
+        allow_remote=allow_remote(request))
     return image_response(request, await request.services.thumbnails.thumbnail(record, wanted))
 
 

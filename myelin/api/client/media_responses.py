@@ -7,6 +7,7 @@ Content-Security-Policy and Cross-Origin-Resource-Policy, and HTTP ranges.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -15,8 +16,15 @@ from aiohttp import web
 from myelin.api.http.request import MatrixRequest
 from myelin.errors import MatrixError, invalid_param, missing_param, too_large
 from myelin.services.media.repository import Upload
-from myelin.services.media.thumbnails import MAX_REQUEST_DIMENSION, ServedImage, ThumbnailRequest
+from myelin.services.media.thumbnails import (
+    MAX_REQUEST_DIMENSION,
+    ServedImage,
+    ThumbnailRequest,
+    missing_blob,
+)
 from myelin.storage.stores.media import MediaRecord
+
+log = logging.getLogger("myelin.media")
 
 # Client-server API, "Serving inline content": types a browser will not run as a page.
 INLINE_CONTENT_TYPES = frozenset({
@@ -115,8 +123,21 @@ def _blob_response(request: MatrixRequest, sha256: str,
     path = blobs.local_path(sha256)
     if path is None:
         raise MatrixError(502, "M_UNKNOWN", "This media is not on local storage")
+    # FileResponse would answer a missing file with a bare text/plain 404; clients expect a
+    # Matrix error. A row naming a vanished blob means the store was damaged: say so in the log.
+    if not path.is_file():
+        log.warning("media blob %s is missing from %s", sha256, path.parent)
+        raise missing_blob()
     # aiohttp's FileResponse: sendfile, Range/If-Range, ETag and conditional requests.
     return web.FileResponse(path, headers=headers)
+
+
+def allow_remote(request: MatrixRequest) -> bool:
+    """The deprecated endpoints' ``allow_remote`` (default true); only ``true``/``false``."""
+    raw = request.query("allow_remote", "true")
+    if raw not in ("true", "false"):
+        raise invalid_param("allow_remote must be true or false")
+    return raw == "true"
 
 
 def thumbnail_request(request: MatrixRequest) -> ThumbnailRequest:

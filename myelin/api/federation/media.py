@@ -17,6 +17,7 @@ from myelin.api.http.request import MatrixRequest
 from myelin.errors import MatrixError
 from myelin.services.media.remote import multipart_media
 from myelin.services.media.repository import DEFAULT_WAIT_MS
+from myelin.services.media.thumbnails import missing_blob
 
 routes = Routes()
 
@@ -27,7 +28,10 @@ async def _blob(request: MatrixRequest, sha256: str) -> bytes:
     path = request.services.media.blobs.local_path(sha256)
     if path is None:
         raise MatrixError(502, "M_UNKNOWN", "This media is not on local storage")
-    return await asyncio.to_thread(path.read_bytes)
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:  # a damaged store: a Matrix 404, not a 500
+        raise missing_blob() from None
 
 
 @routes.route("GET", f"{V1}/media/download/{{mediaId}}", auth=Auth.FEDERATION)

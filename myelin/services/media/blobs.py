@@ -5,6 +5,11 @@ blob already there) and makes a half-written blob impossible to mistake for a wh
 are first staged under ``tmp/``, hashed while they stream in, and only then renamed into place,
 which is atomic on one filesystem. ``BlobStore`` is the interface the media service codes
 against, so an object-store backend can replace ``FileBlobStore`` without touching it.
+
+Sharing has one hazard: releasing a blob ("no row names it, so delete it") must not fall
+between another request finding that blob already there and inserting the row that names it,
+or that row would name deleted bytes. Both sides therefore run under the blob's lock
+(``BlobStore.locks``): storing-and-naming on one side, checking-and-deleting on the other.
 """
 
 from __future__ import annotations
@@ -15,14 +20,40 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO, Protocol
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+class BlobLocks:
+    """One asyncio lock per blob, made on first use and dropped once nobody holds or awaits it,
+    so the table stays as small as the number of blobs being stored or released right now."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, sha256: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(sha256, asyncio.Lock())
+        self._users[sha256] = self._users.get(sha256, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[sha256] -= 1
+            if not self._users[sha256]:
+                del self._users[sha256], self._locks[sha256]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class BlobStore(Protocol):
+    locks: BlobLocks  # held while a blob is stored and named, or checked and deleted
+
     def staging_file(self) -> Path:
         """A fresh path on local disk to stream an upload into before ``put_file``."""
         ...
@@ -59,6 +90,7 @@ class FileBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.locks = BlobLocks()
         self._staging = root / "tmp"
         self._staging.mkdir(parents=True, exist_ok=True)
 
@@ -120,6 +152,27 @@ class FileBlobStore:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+async def release_if_unused(blobs: BlobStore, sha256: str,
+                            in_use: Callable[[str], Awaitable[bool]]) -> bool:
+    """Delete the blob unless a row still names it; True if deleted. Takes the blob's lock, so
+    it waits for any request that is between storing this blob and naming it."""
+    async with blobs.locks.hold(sha256):
+        return await delete_unused_locked(blobs, sha256, in_use)
+
+
+async def delete_unused_locked(blobs: BlobStore, sha256: str,
+                               in_use: Callable[[str], Awaitable[bool]]) -> bool:
+    """``release_if_unused`` for a caller already holding the blob's lock."""
+    if await in_use(sha256):
+        return False
+    await blobs.delete(sha256)
+    return True
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -22,7 +22,11 @@ import orjson
 from aiohttp import web
 
 from myelin.errors import MatrixError, not_found
-from myelin.services.federation.client import FederationClient, FederationError
+from myelin.services.federation.client import (
+    FederationClient,
+    FederationError,
+    ResponseTooLarge,
+)
 from myelin.services.media.repository import DEFAULT_CONTENT_TYPE
 
 log = logging.getLogger("myelin.media")
@@ -79,9 +83,9 @@ class RemoteMediaFetcher:
                     return (response.body,
                             response.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
                             _filename(response.headers.get("Content-Disposition")))
+        except ResponseTooLarge:  # matched by type: its message is free to change
+            raise too_large_remote() from None
         except FederationError as e:
-            if "too large" in str(e).lower():
-                raise too_large_remote() from None
             raise MatrixError(502, "M_UNKNOWN", f"Could not fetch the media from "
                               f"{server_name}: {e}") from None
         if response.status == 404:

@@ -3,7 +3,9 @@ repository").
 
 An upload streams into a staging file while it is hashed and size-checked, becomes a blob only
 once it is complete, and gets its database row last: whatever fails on the way, no row ever
-names a partial file and no staged file outlives the request.
+names a partial file and no staged file outlives the request. Becoming a blob and getting the
+row happen under the blob's lock (see ``blobs``), so a concurrent release of identical bytes
+cannot delete the blob in between.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from myelin.config import MediaConfig
 from myelin.errors import MatrixError, forbidden, not_found, too_large
 from myelin.ids import is_valid_server_name
-from myelin.services.media.blobs import BlobStore, StagedUpload
+from myelin.services.media.blobs import (
+    BlobStore,
+    StagedUpload,
+    delete_unused_locked,
+    sha256_of,
+)
 from myelin.storage.database import IntegrityError
 from myelin.storage.stores.media import MediaRecord, MediaStore
 
@@ -35,6 +42,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_FILENAME_CHARS = 1000
 MAX_WAIT_MS = 60_000  # the spec asks for a cap on a download's timeout_ms
 DEFAULT_WAIT_MS = 20_000
+
+T = TypeVar("T")
 
 
 def not_yet_uploaded() -> MatrixError:
@@ -112,21 +121,21 @@ class MediaRepository:
     async def upload(self, user_id: str, upload: Upload) -> str:
         """POST /upload: store the bytes under a new media ID; returns its mxc:// URI."""
         content_type = check_upload_metadata(upload.content_type, upload.filename)
-        sha256, size = await self._stage_and_store(user_id, upload)
-        now = self._now_ms()
-        while True:
-            media_id = _new_media_id()
-            try:
-                await self._store.add_uploaded(
-                    self.server_name, media_id, user_id=user_id, content_type=content_type,
-                    upload_name=upload.filename, size=size, sha256=sha256, now_ms=now,
-                    authenticated=self._config.freeze_unauthenticated)
-                break
-            except IntegrityError:  # 2^143 IDs: a collision means retry, not fail
-                continue
-            except BaseException:
-                await self._release_if_unused(sha256)
-                raise
+
+        async def add_row(sha256: str, size: int) -> str:
+            now = self._now_ms()
+            while True:
+                media_id = _new_media_id()
+                try:
+                    await self._store.add_uploaded(
+                        self.server_name, media_id, user_id=user_id, content_type=content_type,
+                        upload_name=upload.filename, size=size, sha256=sha256, now_ms=now,
+                        authenticated=self._config.freeze_unauthenticated)
+                    return media_id
+                except IntegrityError:  # 2^143 IDs: a collision means retry, not fail
+                    continue
+
+        media_id = await self._stage_and_store(user_id, upload, add_row)
         self._stored(self.server_name, media_id)
         return f"mxc://{self.server_name}/{media_id}"
 
@@ -135,16 +144,8 @@ class MediaRepository:
         """Keep bytes the server fetched itself (a preview's image) as local media owned by no
         user, so it counts against nobody's quota. Returns (mxc URI, media ID)."""
         content_type = check_upload_metadata(content_type, filename)
-        sha256 = await self._blobs.put_bytes(data)
         media_id = _new_media_id()
-        try:
-            await self._store.add_uploaded(
-                self.server_name, media_id, user_id=None, content_type=content_type,
-                upload_name=filename, size=len(data), sha256=sha256, now_ms=self._now_ms(),
-                authenticated=self._config.freeze_unauthenticated)
-        except BaseException:
-            await self._release_if_unused(sha256)
-            raise
+        await self._put_bytes_and_name(data, self.server_name, media_id, content_type, filename)
         self._stored(self.server_name, media_id)
         return f"mxc://{self.server_name}/{media_id}", media_id
 
@@ -167,17 +168,15 @@ class MediaRepository:
         """PUT /upload/{serverName}/{mediaId}: the bytes of an ID reserved with /create."""
         content_type = check_upload_metadata(upload.content_type, upload.filename)
         record = await self._reservation(user_id, server_name, media_id)
-        sha256, size = await self._stage_and_store(user_id, upload)
-        try:
+
+        async def fill(sha256: str, size: int) -> None:
             filled = await self._store.complete_reserved(
                 record.origin, record.media_id, content_type=content_type,
                 upload_name=upload.filename, size=size, sha256=sha256, now_ms=self._now_ms())
-        except BaseException:
-            await self._release_if_unused(sha256)
-            raise
-        if not filled:  # another upload to the same ID won the race
-            await self._release_if_unused(sha256)
-            raise _cannot_overwrite()
+            if not filled:  # another upload to the same ID won the race
+                raise _cannot_overwrite()
+
+        await self._stage_and_store(user_id, upload, fill)
         self._stored(record.origin, record.media_id)
 
     async def _reservation(self, user_id: str, server_name: str, media_id: str) -> MediaRecord:
@@ -193,14 +192,17 @@ class MediaRepository:
             raise not_found("This media ID has expired")
         return record
 
-    async def _stage_and_store(self, user_id: str, upload: Upload) -> tuple[str, int]:
+    async def _stage_and_store(self, user_id: str, upload: Upload,
+                               add_row: Callable[[str, int], Awaitable[T]]) -> T:
         """Stream the body to a staging file under the size and quota limits, then make it a
-        blob. Returns (sha256, size)."""
+        blob named by ``add_row(sha256, size)``; returns what ``add_row`` returns."""
         limit, quota_bound = self._config.max_upload_bytes, False
         if self._config.user_quota_bytes:
             room = self._config.user_quota_bytes - await self._store.stored_bytes(user_id)
+            if room < 0:  # already over (quota lowered, or racing uploads): even 0 bytes
+                raise _over_limit(True)
             if room < limit:
-                limit, quota_bound = max(room, 0), True
+                limit, quota_bound = room, True
         if upload.declared_length is not None and upload.declared_length > limit:
             raise _over_limit(quota_bound)
         staged = StagedUpload(self._blobs.staging_file(), limit)
@@ -209,14 +211,39 @@ class MediaRepository:
                 if not staged.write(chunk):
                     raise _over_limit(quota_bound)
             sha256 = staged.finish()
-            await self._blobs.put_file(staged.path, sha256)
+            return await self._put_and_name(
+                sha256, lambda: self._blobs.put_file(staged.path, sha256),
+                lambda: add_row(sha256, staged.size))
         finally:
             staged.discard()  # a no-op once put_file moved it
-        return sha256, staged.size
 
-    async def _release_if_unused(self, sha256: str) -> None:
-        if not await self._store.blob_in_use(sha256):
-            await self._blobs.delete(sha256)
+    async def _put_and_name(self, sha256: str, put: Callable[[], Awaitable[object]],
+                            name: Callable[[], Awaitable[T]]) -> T:
+        """Store a blob and insert the row naming it, both under the blob's lock: a release of
+        the same bytes (which checks that no row names them, then deletes) takes that lock
+        too, so it cannot slip between a ``put`` that found the blob already there and the
+        row. If naming fails, the blob goes again unless something else names it."""
+        async with self._blobs.locks.hold(sha256):
+            await put()
+            try:
+                return await name()
+            except BaseException:
+                await delete_unused_locked(self._blobs, sha256, self._store.blob_in_use)
+                raise
+
+    async def _put_bytes_and_name(self, data: bytes, origin: str, media_id: str,
+                                  content_type: str, filename: str | None) -> None:
+        """Bytes the server got itself (a preview's image, a remote file) as media owned by no
+        user."""
+        sha256 = await asyncio.to_thread(sha256_of, data)
+
+        async def add_row() -> None:
+            await self._store.add_uploaded(
+                origin, media_id, user_id=None, content_type=content_type,
+                upload_name=filename, size=len(data), sha256=sha256, now_ms=self._now_ms(),
+                authenticated=self._config.freeze_unauthenticated)
+
+        await self._put_and_name(sha256, lambda: self._blobs.put_bytes(data), add_row)
 
     def _stored(self, origin: str, media_id: str) -> None:
         waiter = self._waiters.pop((origin, media_id), None)
@@ -238,13 +265,14 @@ class MediaRepository:
     # -- downloads -------------------------------------------------------------------------
 
     async def find(self, server_name: str, media_id: str, *, timeout_ms: int = DEFAULT_WAIT_MS,
-                   unauthenticated: bool = False) -> MediaRecord:
+                   unauthenticated: bool = False, allow_remote: bool = True) -> MediaRecord:
         """The uploaded media behind an mxc:// URI, waiting up to ``timeout_ms`` for a reserved
         ID's upload. ``unauthenticated``: asked through a deprecated endpoint, which only sees
-        media stored before the freeze."""
+        media stored before the freeze. ``allow_remote=False`` (deprecated endpoints' query
+        parameter, against routing loops): serve remote media only if already cached."""
         server_name, media_id = parse_media_ref(server_name, media_id)
         record = await self._store.get(server_name, media_id)
-        if record is None and server_name != self.server_name and self.remote is not None:
+        if record is None and self._may_fetch(server_name, unauthenticated, allow_remote):
             record = await self._cache_remote(server_name, media_id, timeout_ms)
         if record is None or (unauthenticated and record.authenticated):
             raise not_found("Unknown media")
@@ -255,6 +283,17 @@ class MediaRepository:
             await self._store.touch(record.origin, record.media_id, now)
         return record
 
+    def _may_fetch(self, server_name: str, unauthenticated: bool, allow_remote: bool) -> bool:
+        """Whether media not held here may be fetched from its server.
+
+        Under the freeze, what an unauthenticated request would cache counts as stored now and
+        is frozen, so it would be refused after the download: refuse before it instead, so
+        no-token requests cannot make this server fetch (and store) other servers' media.
+        """
+        if server_name == self.server_name or self.remote is None or not allow_remote:
+            return False
+        return not (unauthenticated and self._config.freeze_unauthenticated)
+
     async def _cache_remote(self, server_name: str, media_id: str,
                             timeout_ms: int) -> MediaRecord | None:
         """Fetch another server's media once and keep it like an upload (its cache time
@@ -264,12 +303,9 @@ class MediaRepository:
                                                                min(timeout_ms, MAX_WAIT_MS))
         if not _CONTENT_TYPE.match(content_type):
             content_type = DEFAULT_CONTENT_TYPE
-        sha256 = await self._blobs.put_bytes(data)
-        with contextlib.suppress(IntegrityError):  # cached meanwhile by a concurrent request
-            await self._store.add_uploaded(
-                server_name, media_id, user_id=None, content_type=content_type,
-                upload_name=filename, size=len(data), sha256=sha256, now_ms=self._now_ms(),
-                authenticated=self._config.freeze_unauthenticated)
+        # IntegrityError: cached meanwhile by a concurrent request (our blob was released).
+        with contextlib.suppress(IntegrityError):
+            await self._put_bytes_and_name(data, server_name, media_id, content_type, filename)
         return await self._store.get(server_name, media_id)
 
     async def _wait_for_upload(self, record: MediaRecord, timeout_ms: int) -> MediaRecord:

@@ -1,8 +1,11 @@
 """Deleting media: expired reservations, and media nobody downloaded for the configured time.
 
 Rows go first, blobs after, and a blob is deleted only when no remaining row names it: since
-identical files share one blob, deleting one upload must not take another's bytes with it. The
-server runs this hourly; ``myelin purge-media`` runs it once, with its own limits if given.
+identical files share one blob, deleting one upload must not take another's bytes with it; the
+check and the delete hold the blob's lock, so an upload of the same bytes that has found the
+blob but not yet written its row is waited for, not robbed (within this process: the lock does
+not reach a separate ``myelin purge-media`` run). The server runs this hourly;
+``myelin purge-media`` runs it once, with its own limits if given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from myelin.config import MediaConfig
-from myelin.services.media.blobs import BlobStore
+from myelin.services.media.blobs import BlobStore, release_if_unused
 from myelin.storage.stores.media import MediaStore
 
 log = logging.getLogger("myelin.media")
@@ -79,8 +82,7 @@ class MediaRetention:
                 return deleted
             for origin, media_id in refs:
                 for sha256 in await self._store.delete(origin, media_id):
-                    if not await self._store.blob_in_use(sha256):
-                        await self._blobs.delete(sha256)
+                    if await release_if_unused(self._blobs, sha256, self._store.blob_in_use):
                         report.blobs_deleted += 1
                 deleted += 1
 

@@ -16,12 +16,15 @@ The guard works at two levels:
   connecting therefore use the same answer, so a DNS-rebinding server cannot pass the check with
   a public address and then have the connection go to a private one.
 
-Redirects are followed by hand so every hop goes through both checks again.
+Redirects are followed by hand so every hop goes through both checks again, and through the
+configured host-name patterns (``url_preview.denied_hosts``): a redirect must not reach a host
+the first URL could not have named.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import ipaddress
 import socket
 from collections.abc import Iterable, Sequence
@@ -119,6 +122,16 @@ class AddressPolicy:
         if any(a in net for a in forms for net in self._allowed):
             return True
         return not any(a in net for a in forms for net in self._denied)
+
+
+def host_matches(host: str, patterns: Sequence[str]) -> bool:
+    """Whether ``host`` matches one of the ``*``/``?`` patterns, case-insensitively.
+
+    A trailing dot (``localhost.``, the same name in absolute form) and IPv6 brackets are
+    dropped first, so spelling a denied host differently does not get it past the check.
+    """
+    name = host.strip("[]").rstrip(".").lower()
+    return any(fnmatch.fnmatchcase(name, pattern.rstrip(".").lower()) for pattern in patterns)
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -225,6 +238,7 @@ class SafeFetcher:
         *,
         denied_ranges: Sequence[str] = DEFAULT_DENIED_RANGES,
         allowed_ranges: Sequence[str] = (),
+        denied_hosts: Sequence[str] = (),
         max_bytes: int,
         timeout_s: float,
         max_redirects: int = 5,
@@ -232,6 +246,7 @@ class SafeFetcher:
         dns_resolver: AbstractResolver | None = None,
     ) -> None:
         self._policy = AddressPolicy(denied_ranges, allowed_ranges)
+        self._denied_hosts = tuple(denied_hosts)
         self._max_bytes = max_bytes
         self._timeout_s = timeout_s
         self._max_redirects = max_redirects
@@ -256,12 +271,17 @@ class SafeFetcher:
         return self._session
 
     def _check_url(self, url: URL, what: str) -> None:
-        """Scheme and IP-literal checks, before any connection is attempted."""
+        """Scheme, host-pattern and IP-literal checks, before any connection is attempted;
+        run for the first URL and again for every redirect target."""
         if url.scheme not in _SCHEMES:
             raise FetchError(f"{what} uses an unsupported scheme (only http and https)")
         host = url.raw_host
         if not host:
             raise FetchError(f"{what} has no host")
+        # Both spellings of an internationalised name: the pattern may be written either way.
+        if host_matches(host, self._denied_hosts) or host_matches(url.host or "",
+                                                                  self._denied_hosts):
+            raise UrlBlocked(f"{what} names a host this server does not fetch from")
         address = literal_address(host)
         if address is not None and not self._policy.is_allowed(address):
             raise UrlBlocked(f"{what} points at a denied IP address")

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 
 from myelin.config import MediaConfig, parse_thumbnail_size
-from myelin.errors import MatrixError, too_large
-from myelin.services.media.blobs import BlobStore
+from myelin.errors import MatrixError, not_found, too_large
+from myelin.services.media.blobs import BlobStore, delete_unused_locked, sha256_of
 from myelin.services.media.thumbnailer import (
     THUMBNAIL_CONTENT_TYPES,
     ImageInfo,
@@ -48,6 +48,10 @@ class ServedImage:
     content_type: str
     sha256: str | None = None
     data: bytes | None = None
+
+
+def missing_blob() -> MatrixError:
+    return not_found("The content of this media is missing from storage")
 
 
 def cannot_thumbnail() -> MatrixError:
@@ -128,10 +132,17 @@ class ThumbnailService:
                               < self._config.max_cached_thumbnails)
         if not keep:
             return ServedImage(thumb.content_type, data=thumb.data)
-        sha256 = await self._blobs.put_bytes(thumb.data)
-        await self._store.add_thumbnail(record.origin, record.media_id, ThumbnailRecord(
-            width, height, method, animated, thumb.content_type, thumb.width, thumb.height,
-            len(thumb.data), sha256, configured))
+        sha256 = sha256_of(thumb.data)
+        # Under the blob's lock, like an upload: see ``blobs`` for the race this closes.
+        async with self._blobs.locks.hold(sha256):
+            await self._blobs.put_bytes(thumb.data)
+            try:
+                await self._store.add_thumbnail(record.origin, record.media_id, ThumbnailRecord(
+                    width, height, method, animated, thumb.content_type, thumb.width,
+                    thumb.height, len(thumb.data), sha256, configured))
+            except BaseException:
+                await delete_unused_locked(self._blobs, sha256, self._store.blob_in_use)
+                raise
         return ServedImage(thumb.content_type, sha256=sha256)
 
     async def _probe(self, sha256: str) -> ImageInfo:
@@ -143,6 +154,8 @@ class ThumbnailService:
             raise too_large("Content is too large to thumbnail") from None
         except ThumbnailError:
             raise cannot_thumbnail() from None
+        except FileNotFoundError:  # the row outlived its blob: a damaged store
+            raise missing_blob() from None
 
     async def _make(self, sha256: str, width: int, height: int, method: str,
                     animated: bool) -> Thumbnail:
@@ -155,6 +168,8 @@ class ThumbnailService:
             raise too_large("Content is too large to thumbnail") from None
         except ThumbnailError:
             raise cannot_thumbnail() from None
+        except FileNotFoundError:  # the row outlived its blob: a damaged store
+            raise missing_blob() from None
 
     async def make_configured(self, record: MediaRecord) -> None:
         """After an upload: the configured sizes of an image (nothing for other content)."""

@@ -2,14 +2,14 @@
 read its OpenGraph data, keep its image as local media, and cache the answer.
 
 The server fetches what any user names, so every fetch goes through ``SafeFetcher``: private,
-loopback and link-local addresses are refused by default, after DNS resolution and again on
-every redirect. Answers are cached per URL so a link posted in a busy room is fetched once.
+loopback and link-local addresses are refused by default, after DNS resolution, and the
+configured host patterns too, on every redirect and for the page's image as well as the page.
+Answers are cached per URL so a link posted in a busy room is fetched once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +26,7 @@ from myelin.services.media.safe_fetch import (
     FetchResult,
     SafeFetcher,
     UrlBlocked,
+    host_matches,
 )
 from myelin.services.media.thumbnailer import ThumbnailError, probe
 from myelin.storage.stores.media import MediaStore
@@ -37,9 +38,11 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
 def make_fetcher(config: UrlPreviewConfig) -> SafeFetcher:
+    """The fetcher enforces every rule itself, so redirects and image fetches obey them too."""
     return SafeFetcher(
         denied_ranges=config.denied_ip_ranges or DEFAULT_DENIED_RANGES,
         allowed_ranges=config.allowed_ip_ranges,
+        denied_hosts=config.denied_hosts,
         max_bytes=config.max_page_bytes,
         timeout_s=config.timeout_s,
     )
@@ -95,8 +98,8 @@ class UrlPreviewService:
             raise invalid_param("Not a valid URL") from None
         if parts.scheme not in ("http", "https") or not host:
             raise invalid_param("Only http and https URLs can be previewed")
-        if any(fnmatch.fnmatch(host.lower(), pattern.lower())
-               for pattern in self._config.denied_hosts):
+        # The fetcher checks again on every hop; this answers a denied URL without fetching.
+        if host_matches(host, self._config.denied_hosts):
             raise forbidden("URL blocked by this server's preview rules")
 
     async def _fetch(self, url: str) -> FetchResult:

@@ -54,10 +54,17 @@ class Site:
 <body><img src="http://10.0.0.1/internal.png"></body></html>""")
 
         async def logo(request: web.Request) -> web.Response:
+            self.hits[request.path] = self.hits.get(request.path, 0) + 1
             return web.Response(body=self.image, content_type="image/png")
 
         async def redirect(request: web.Request) -> web.Response:
             raise web.HTTPFound(request.query["to"])
+
+        async def with_image(request: web.Request) -> web.Response:
+            self.hits[request.path] = self.hits.get(request.path, 0) + 1
+            return web.Response(content_type="text/html", text=f"""<html><head>
+<meta property="og:title" content="Has an image">
+<meta property="og:image" content="{request.query['img']}"></head></html>""")
 
         async def blob(request: web.Request) -> web.Response:
             return web.Response(body=b"\x00" * 10, content_type="application/octet-stream")
@@ -67,6 +74,7 @@ class Site:
         app.router.add_get("/logo.png", logo)
         app.router.add_get("/redirect", redirect)
         app.router.add_get("/blob", blob)
+        app.router.add_get("/with_image", with_image)
         return app
 
 
@@ -162,6 +170,46 @@ async def test_denied_ranges_and_hosts_are_configurable(start_server, site: Site
     assert response.status == 403
     response = await preview(alice, "http://192.0.2.7/")
     assert response.status == 403
+
+
+# Loopback allowed by address, so only the host pattern can refuse "localhost".
+LOCALHOST_DENIED = {"url_preview": {"allowed_ip_ranges": ["127.0.0.0/8", "::1/128"],
+                                    "denied_hosts": ["LOCAL*"]}}
+
+
+async def test_denied_hosts_are_checked_on_every_redirect(start_server, site: Site) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(**LOCALHOST_DENIED)
+    alice = await logged_in_user(server, "alice")
+    direct = await preview(alice, site.url("/page", host="localhost"))
+    assert direct.status == 403 and direct.json["errcode"] == "M_FORBIDDEN"
+    for host in ("localhost", "LocalHost.", "localhost.localdomain"):
+        target = site.url("/page", host=host)
+        response = await preview(alice, site.url("/redirect?to=" + quote(target, safe="")))
+        assert (response.status, response.json["errcode"]) == (403, "M_FORBIDDEN"), host
+    assert "/page" not in site.hits  # the denied page was never fetched
+    # Without the pattern the same redirect is followed: the pattern is what refused it.
+    open_server = await start_server(url_preview={"allowed_ip_ranges": ["127.0.0.0/8",
+                                                                        "::1/128"]})
+    bob = await logged_in_user(open_server, "bob")
+    target = site.url("/page", host="localhost")
+    response = await preview(bob, site.url("/redirect?to=" + quote(target, safe="")))
+    assert response.status == 200 and response.json["og:title"] == "Myelin news"
+
+
+async def test_denied_hosts_apply_to_the_preview_image(start_server, site: Site) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(**LOCALHOST_DENIED)
+    alice = await logged_in_user(server, "alice")
+    denied_image = site.url("/logo.png", host="localhost")
+    redirected_image = site.url("/redirect?to=" + quote(denied_image, safe=""))
+    for image in (denied_image, redirected_image):
+        response = await preview(alice, site.url("/with_image?img=" + quote(image, safe="")))
+        assert response.status == 200, response
+        assert response.json == {"og:title": "Has an image"}  # the image was dropped
+    assert "/logo.png" not in site.hits
+    allowed = await preview(alice, site.url("/with_image?img=" + quote(
+        site.url("/logo.png"), safe="")))
+    assert allowed.json["og:image"].startswith("mxc://")
+    assert site.hits["/logo.png"] == 1
 
 
 async def test_bad_urls_and_unreachable_pages(start_server, site: Site) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 
 from harness import RunningServer, logged_in_user
-from media_helpers import CREATE, DOWNLOAD, UPLOAD, blob_files, media_path, upload
+from media_helpers import CREATE, DOWNLOAD, UPLOAD, blob_files, media_path, upload, upload_ok
 
 
 async def test_upload_and_download_round_trip(homeserver: RunningServer) -> None:
@@ -88,6 +88,25 @@ async def test_quota_is_enforced_per_user(start_server) -> None:  # type: ignore
     assert (await upload(alice, b"c" * 40))[0] == 200
     bob = await logged_in_user(server, "bob")
     assert (await upload(bob, b"d" * 100))[0] == 200
+
+
+async def test_nothing_more_once_over_quota_not_even_zero_bytes(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(media={"user_quota_bytes": 100})
+    alice = await logged_in_user(server, "alice")
+    ref = await upload_ok(alice, b"a" * 100)
+    # Exactly at the quota an empty file still fits: it takes no room.
+    assert (await upload(alice, b""))[0] == 200
+    # Over it (the quota was lowered, or concurrent uploads each saw room): nothing is taken.
+    await server.services.db.execute("UPDATE media SET size = 150 WHERE media_id = $1",
+                                     ref.split("/")[1])
+    status, body = await upload(alice, b"")
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    reserved = (await alice.post(CREATE)).json["content_uri"]
+    response = await alice.request("PUT", f"{UPLOAD}/{media_path(reserved)}", data=b"")
+    assert (response.status, response.json["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await upload(alice, b"x"))[0] == 403
+    bob = await logged_in_user(server, "bob")
+    assert (await upload(bob, b""))[0] == 200
 
 
 async def test_interrupted_upload_leaves_nothing_on_disk(homeserver: RunningServer) -> None:

@@ -3,7 +3,13 @@ nothing names them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
+
+import pytest
+
+from myelin.storage.stores.media import MediaStore
 
 from harness import RunningServer, logged_in_user
 from media_helpers import CREATE, DOWNLOAD, blob_files, media_path, upload
@@ -79,3 +85,51 @@ async def test_remote_cache_uses_its_own_lifetime(homeserver: RunningServer) -> 
     report = await services.media_retention.purge(local_days=0)  # configured: 90 days
     assert report.remote_media == 1
     assert report.blobs_deleted == 1
+
+
+async def test_purge_waits_for_an_identical_upload_that_found_the_blob(
+        homeserver: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race: the last row naming a blob is purged while an upload of the same bytes has
+    found that blob (so wrote none of its own) but not yet inserted its row."""
+    alice = await logged_in_user(homeserver, "alice")
+    old = media_path(str((await upload(alice, b"same bytes"))[1]["content_uri"]))
+    await age(homeserver, old, 10)
+    reached, go = asyncio.Event(), asyncio.Event()
+    original = MediaStore.add_uploaded
+
+    async def paused(self: MediaStore, *args: Any, **kwargs: Any) -> None:
+        reached.set()
+        await go.wait()
+        await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MediaStore, "add_uploaded", paused)
+    uploading = asyncio.ensure_future(upload(alice, b"same bytes"))
+    await asyncio.wait_for(reached.wait(), 5)  # the blob is matched, the row not yet written
+    purging = asyncio.ensure_future(homeserver.services.media_retention.purge(local_days=5))
+    await asyncio.sleep(0.3)
+    assert not purging.done()  # waiting for the blob's lock
+    assert len(blob_files(homeserver)) == 1
+    go.set()
+    status, body = await asyncio.wait_for(uploading, 5)
+    report = await asyncio.wait_for(purging, 5)
+    assert status == 200
+    assert (report.local_media, report.blobs_deleted) == (1, 0)
+    response = await alice.get(f"{DOWNLOAD}/{media_path(str(body['content_uri']))}")
+    assert response.status == 200 and response.body == b"same bytes"
+    assert len(homeserver.services.media.blobs.locks) == 0  # no lock outlives its use
+
+
+async def test_failed_upload_leaves_a_shared_blob_alone(
+        homeserver: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = await logged_in_user(homeserver, "alice")
+    kept = media_path(str((await upload(alice, b"shared"))[1]["content_uri"]))
+
+    async def broken(self: MediaStore, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(MediaStore, "add_uploaded", broken)
+    assert (await upload(alice, b"shared"))[0] == 500
+    assert (await upload(alice, b"alone"))[0] == 500
+    assert len(blob_files(homeserver)) == 1  # "alone" released, "shared" still named
+    monkeypatch.undo()
+    assert (await alice.get(f"{DOWNLOAD}/{kept}")).body == b"shared"

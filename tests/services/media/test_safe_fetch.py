@@ -27,6 +27,7 @@ from myelin.services.media.safe_fetch import (
     SafeFetcher,
     UrlBlocked,
     _find_blocked,
+    host_matches,
     literal_address,
 )
 
@@ -287,6 +288,34 @@ async def test_redirect_to_hostname_checked_after_resolution(server, fetcher_fac
     with pytest.raises(UrlBlocked, match=r"redirect target.*resolves to a denied address"):
         await fetcher.fetch(server.url(f"/redirect?to={target}"))
     assert server.hits == ["/redirect"]
+
+
+async def test_denied_host_patterns_checked_on_every_hop(server: LocalServer, fetcher_factory):
+    fetcher = fetcher_factory(allowed_ranges=LOOPBACK_ONLY, denied_hosts=["*.internal"],
+                              dns_resolver=FakeResolver(["127.0.0.1"]))
+    with pytest.raises(UrlBlocked, match=r"^URL names a host"):
+        await fetcher.fetch(server.url("/html", host="wiki.internal"))
+    for host in ("wiki.internal", "Wiki.INTERNAL."):
+        target = server.url("/html", host=host)
+        with pytest.raises(UrlBlocked, match="redirect target names a host"):
+            await fetcher.fetch(server.url(f"/redirect?to={target}", host="ok.test"))
+    assert server.hits == ["/redirect", "/redirect"]
+    result = await fetcher.fetch(server.url("/redirect?to=" + server.url("/html", "ok.test")))
+    assert result.body == HTML
+
+
+@pytest.mark.parametrize(("host", "patterns", "expected"), [
+    ("localhost", ["localhost"], True),
+    ("LOCALHOST.", ["localhost"], True),
+    ("localhost", ["localhost."], True),
+    ("a.b.internal", ["*.internal"], True),
+    ("internal", ["*.internal"], False),
+    ("[::1]", ["::1"], True),
+    ("example.org", ["*.internal", "localhost"], False),
+    ("example.org", [], False),
+])
+def test_host_matches(host: str, patterns: list[str], expected: bool):
+    assert host_matches(host, patterns) is expected
 
 
 async def test_redirect_followed_when_range_allowed(server: LocalServer, fetcher_factory):
