@@ -74,11 +74,15 @@ class IncomingEvents:
                                                         "current state") is not None
                 if soft_failed:
                     log.info("soft-failed %s from %s", pdu.event_id, pdu.sender)
-            else:
+            elif rejected is not None:
                 log.info("rejected %s from %s: %s", pdu.event_id, pdu.sender, rejected)
 
-            async def resolve_current(extremities: list[str]) -> dict[StateKey, str]:
-                return await self.resolve(room, await self._states_after(extremities))
+            async def resolve_current(others: list[str], state_after: Mapping[StateKey, str],
+                                      ) -> dict[StateKey, str]:
+                # Server-server API, "Room State Resolution": the current state is the
+                # resolution of the states after every forward extremity.
+                return await self.resolve(room, [*await self._states_after(others),
+                                                 dict(state_after)])
 
             await self._timeline.commit_received(
                 room, pdu, state_before, rejected_reason=rejected, soft_failed=soft_failed,

@@ -289,14 +289,17 @@ class Timeline:
     async def commit_received(
         self, room: RoomState, pdu: PDU, state_before: Mapping[StateKey, str], *,
         rejected_reason: str | None, soft_failed: bool,
-        resolve_current: Callable[[list[str]], Awaitable[dict[StateKey, str]]],
+        resolve_current: Callable[[list[str], Mapping[StateKey, str]],
+                                  Awaitable[dict[StateKey, str]]],
         historical: bool = False, replaces_outlier: bool = False,
     ) -> int:
         """Persist an event another server sent, once its checks decided its fate; the caller
-        holds ``room.lock``. ``resolve_current`` gives the room's state across the given
-        forward extremities when there is more than one. ``historical`` (backfill): the
-        event goes before everything known, at a negative stream position, so /sync never
-        shows it as new, and it changes neither current state nor forward extremities.
+        holds ``room.lock``. ``resolve_current(others, state_after)`` gives the room's state
+        when the event leaves other forward extremities beside it: theirs resolved with the
+        state after this event, which is not stored yet when it is called. ``historical``
+        (backfill): the event goes before everything known, at a negative stream position, so
+        /sync never shows it as new, and it changes neither current state nor forward
+        extremities.
         Returns its stream position."""
         accepted = rejected_reason is None
         in_timeline = accepted and not soft_failed and not historical
@@ -320,7 +323,7 @@ class Timeline:
                 if len(extremities) == 1:
                     current = state_after
                 else:
-                    current = await resolve_current(extremities)
+                    current = await resolve_current(extremities[:-1], state_after)
                 changes = {k: v for k, v in current.items() if room.state.get(k) != v}
                 changes.update({k: None for k in room.state if k not in current})
                 member_ids = {k[1]: v for k, v in changes.items()
