@@ -72,9 +72,14 @@ class PersistEvent:
 
 
 async def persist_event(db: Database, item: PersistEvent) -> None:
-    """Write everything the event changes, atomically, as one batch (with the full-text
-    index rows, whose SQL depends on the engine)."""
-    await db.write_batch(event_statements(item) + search_statements(db.engine, item))
+    """Write everything the event changes, atomically, as one batch."""
+    await db.write_batch(event_write(db.engine, item))
+
+
+def event_write(engine: str, item: PersistEvent) -> list[Statement]:
+    """Every statement of the event's write, with the full-text index rows (whose SQL
+    depends on the engine): run them in one transaction, in this order."""
+    return event_statements(item) + search_statements(engine, item)
 
 
 def event_statements(item: PersistEvent) -> list[Statement]:

@@ -64,6 +64,8 @@ class IncomingEvents:
             raise MissingEvents([pdu.room_id])
         rejected = await self._check_auth_events(room, pdu)
         async with room.lock:
+            # Local events still being written are not in the stored DAG the checks read.
+            await self._timeline.settle(room)
             if state_before is None:
                 state_before = await self.state_before(room, pdu)
             soft_failed = False

@@ -2,14 +2,20 @@
 
 Design, "How a request flows": take the room's lock, build the event on the current forward
 extremities and state, hash and sign it, check the authorization rules against the current
-state, persist everything in one transaction, update the in-memory room state, advance the
-stream and wake the notifier. Room state is cached per room in memory, so a message costs no
-state read from the database.
+state, update the in-memory room state, then persist everything the event changes in one
+transaction, advance the stream and wake the notifier. Room state is cached per room in memory,
+so a message costs no state read from the database.
+
+The lock covers building, not writing: the event goes to the room's ``RoomWriter`` and the next
+event is built on it while it is written, so a busy room commits many events per transaction
+(see ``room_writer``). Events that need a new state group first wait for the room's queued
+writes, because the group is stored as a delta over one that must already be stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +30,7 @@ from myelin.core.room_versions import RoomVersion
 from myelin.errors import MatrixError, bad_json, forbidden, too_large
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
+from myelin.services.rooms.room_writer import QueuedEvent, RoomWriter
 from myelin.storage.database import Database, Statement
 from myelin.storage.persistence import (
     ClientTransaction,
@@ -31,15 +38,20 @@ from myelin.storage.persistence import (
     NewRoom,
     PersistEvent,
     event_statements,
+    event_write,
     persist_event,
 )
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.state import StateGroupWrite, StateStore
 
+log = logging.getLogger("myelin.rooms")
+
 CREATE: StateKey = ("m.room.create", "")
 MAX_PREV_EVENTS = 10
 _EVENT_CACHE_SIZE = 20_000
+_RECENT_TRANSACTIONS = 4096
+ClientTxnKey = tuple[str, str, str, str]  # user ID, device ID, endpoint, transaction ID
 
 
 def now_ms() -> int:
@@ -57,6 +69,11 @@ class RoomState:
     extremities: list[str]
     depth: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writer: RoomWriter | None = None  # made on the first local event
+    # A queued write failed: the fields above include events that were never stored, so they
+    # are reloaded from the database before anything is built on them (``generation`` + 1).
+    stale: bool = False
+    generation: int = 0
 
 
 class Timeline:
@@ -87,6 +104,11 @@ class Timeline:
         self._oldest_position: int | None = None
         self._history_lock = asyncio.Lock()
         self._create_lock = asyncio.Lock()
+        # A client's retransmission that arrives while the original is still being written
+        # (or just after) gets the original's event; the database's unique key would
+        # otherwise fail the whole batch the duplicate is written in.
+        self._txns_in_flight: dict[ClientTxnKey, asyncio.Future[PDU]] = {}
+        self._txns_recent: OrderedDict[ClientTxnKey, PDU] = OrderedDict()
 
     # -- reading --
 
@@ -119,15 +141,37 @@ class Timeline:
         version = await self._events.get_room_version(room_id)
         if version is None:
             return None
-        extremities = await self._events.get_forward_extremities(room_id)
-        stored = await self._events.get_events(extremities)
-        depth = max((e.pdu.depth for e in stored.values()), default=0)
-        groups = {e.state_group for e in stored.values()}
-        room = RoomState(
-            room_id, version, await self._state.get_current_state(room_id),
-            groups.pop() if len(groups) == 1 else None, extremities, depth,
-        )
+        room = RoomState(room_id, version, {}, None, [], 0)
+        await self._load_stored_state(room)
         return self._rooms.setdefault(room_id, room)
+
+    async def _load_stored_state(self, room: RoomState) -> None:
+        extremities = await self._events.get_forward_extremities(room.room_id)
+        stored = await self._events.get_events(extremities)
+        groups = {e.state_group for e in stored.values()}
+        room.state = await self._state.get_current_state(room.room_id)
+        room.state_group = groups.pop() if len(groups) == 1 else None
+        room.extremities = extremities
+        room.depth = max((e.pdu.depth for e in stored.values()), default=0)
+
+    async def settle(self, room: RoomState) -> None:
+        """Under ``room.lock``: make ``room`` what the database holds, for code that reads
+        the stored DAG or state (events from other servers): wait for queued writes, and
+        reload the room if one of them failed."""
+        if room.writer is not None:
+            await room.writer.drain()
+        await self._reload_if_stale(room)
+
+    async def _reload_if_stale(self, room: RoomState) -> None:
+        if not room.stale:
+            return
+        if await self._events.get_room_version(room.room_id) is None:  # its creation failed
+            if self._rooms.get(room.room_id) is room:
+                del self._rooms[room.room_id]
+            raise forbidden("You are not in this room")
+        await self._load_stored_state(room)
+        room.generation += 1
+        room.stale = False
 
     async def state_events(self, room: RoomState, keys: list[StateKey]) -> dict[StateKey, PDU]:
         ids = {key: room.state[key] for key in keys if key in room.state}
@@ -159,8 +203,9 @@ class Timeline:
             room = RoomState(pdu.room_id, room_version, {}, None, [], 0)
             self._rooms[pdu.room_id] = room
         async with room.lock:
-            await self._authorise_and_persist(room, pdu, {CREATE: pdu}, new_room=NewRoom(
+            written = await self._authorise_and_queue(room, pdu, {CREATE: pdu}, new_room=NewRoom(
                 pdu.room_id, room_version.identifier, creator, pdu.origin_server_ts))
+        await written
         return room, pdu
 
     async def append(
@@ -172,7 +217,7 @@ class Timeline:
         *,
         state_key: str | None = None,
         redacts: str | None = None,
-        client_txn: tuple[str, str, str, str] | None = None,
+        client_txn: ClientTxnKey | None = None,
         countersign: Callable[[PDU, RoomState], Awaitable[PDU]] | None = None,
     ) -> PDU:
         """Create, authorise and persist a local event; 403 if the auth rules refuse it.
@@ -180,11 +225,42 @@ class Timeline:
         ``client_txn`` is (user_id, device_id, endpoint, txn_id): the event and the transaction
         ID are stored together, so a retransmission finds the ID exactly when the event exists.
         """
+        if client_txn is None:
+            return await self._append(room_id, sender, event_type, content, state_key,
+                                      redacts, None, countersign)
+        if client_txn in self._txns_recent:
+            return self._txns_recent[client_txn]
+        original = self._txns_in_flight.get(client_txn)
+        if original is not None:
+            return await asyncio.shield(original)
+        outcome: asyncio.Future[PDU] = asyncio.get_running_loop().create_future()
+        self._txns_in_flight[client_txn] = outcome
+        try:
+            pdu = await self._append(room_id, sender, event_type, content, state_key,
+                                     redacts, client_txn, countersign)
+        except BaseException as e:
+            outcome.set_exception(e)
+            outcome.exception()  # retrieved, whether or not a retransmission waits on it
+            raise
+        finally:
+            del self._txns_in_flight[client_txn]
+        outcome.set_result(pdu)
+        self._txns_recent[client_txn] = pdu
+        if len(self._txns_recent) > _RECENT_TRANSACTIONS:
+            self._txns_recent.popitem(last=False)
+        return pdu
+
+    async def _append(
+        self, room_id: str, sender: str, event_type: str, content: Mapping[str, Any],
+        state_key: str | None, redacts: str | None, client_txn: ClientTxnKey | None,
+        countersign: Callable[[PDU, RoomState], Awaitable[PDU]] | None,
+    ) -> PDU:
         room = await self.room(room_id)
         if room is None:
             # Same answer as for a room the sender is not in: existence is not disclosed.
             raise forbidden("You are not in this room")
         async with room.lock:
+            await self._reload_if_stale(room)
             prev_ids = room.extremities[-MAX_PREV_EVENTS:]
             prevs = await self.get_pdus(prev_ids)
             probe = PDU({"type": event_type, "sender": sender, "content": dict(content),
@@ -205,8 +281,10 @@ class Timeline:
                 # (server-server API, "Inviting to a room"); it is checked before storing.
                 check_auth(pdu, auth_state)
                 pdu = await countersign(pdu, room)
-            await self._authorise_and_persist(room, pdu, auth_state, client_txn=response)
-            return pdu
+            written = await self._authorise_and_queue(room, pdu, auth_state,
+                                                      client_txn=response)
+        await written
+        return pdu
 
     def _build(self, room_version: RoomVersion, room_id: str | None, sender: str,
                event_type: str, content: Mapping[str, Any], state_key: str | None, *,
@@ -229,10 +307,12 @@ class Timeline:
             raise bad_json(str(e)) from None
         return pdu
 
-    async def _authorise_and_persist(
+    async def _authorise_and_queue(
         self, room: RoomState, pdu: PDU, auth_state: Mapping[StateKey, PDU], *,
         new_room: NewRoom | None = None, client_txn: ClientTransaction | None = None,
-    ) -> None:
+    ) -> asyncio.Future[None]:
+        """Under ``room.lock``: authorise ``pdu``, make it the room's head in memory and queue
+        its write. Returns what resolves once it is committed (or fails with the write)."""
         try:
             check_auth(pdu, auth_state)
         except AuthError as e:
@@ -242,12 +322,17 @@ class Timeline:
             original = (await self.get_pdus([pdu.redacts])).get(pdu.redacts)
             applies_redaction = original is not None and original.room_id == room.room_id \
                 and redaction_applies(pdu, original, auth_state)
+        writer = self._writer_of(room)
+        needs_group = pdu.is_state or room.state_group is None
+        if needs_group:
+            await writer.drain()  # the new group is a delta over a group that must be stored
+            await self._reload_if_stale(room)
         changes: dict[StateKey, str | None] = {}
         memberships: dict[str, Membership] = {}
         stream = self._stream.allocate()
         try:
             group, write = room.state_group, None
-            if pdu.is_state or room.state_group is None:
+            if needs_group:
                 if pdu.is_state:
                     changes[pdu.state_tuple] = pdu.event_id
                 group = self._state_groups.allocate()
@@ -265,13 +350,14 @@ class Timeline:
                 client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
                                                client_txn.endpoint, client_txn.txn_id, body,
                                                client_txn.created_ts)
-            await persist_event(self._db, PersistEvent(
+            statements = event_write(self._db.engine, PersistEvent(
                 pdu, stream, state_group=group, new_state_group=write,
                 current_state_changes=changes, membership_changes=memberships,
                 extremities_replaced=list(room.extremities), new_room=new_room,
                 client_transaction=client_txn, applies_redaction=applies_redaction))
-        finally:
+        except BaseException:
             self._stream.finish(stream)
+            raise
         self._cache_pdu(pdu)
         room.state.update({k: v for k, v in changes.items() if v is not None})
         room.state_group = group
@@ -280,9 +366,37 @@ class Timeline:
         if write is not None:
             self._state.remember_written(write, room.state)
         users = [pdu.state_key] if pdu.type == "m.room.member" and pdu.state_key else []
+        queued = QueuedEvent(pdu, statements, stream, room.generation, users)
+        writer.submit(queued)
+        return queued.written
+
+    def _writer_of(self, room: RoomState) -> RoomWriter:
+        if room.writer is None:
+            room.writer = RoomWriter(
+                self._db, on_written=lambda events: self._written(room, events),
+                on_failed=lambda events, error: self._write_failed(room, events, error))
+        return room.writer
+
+    def _written(self, room: RoomState, events: list[QueuedEvent]) -> None:
+        """Committed: readers may see the events now, in order, with one wake-up for all."""
+        for event in events:
+            self._stream.finish(event.stream)
+        users = [user for event in events for user in event.notify_users]
         self._notifier.announce(self._stream.current, rooms=[room.room_id], users=users)
-        for callback in self.on_persisted:
-            callback(pdu, stream)
+        for event in events:
+            for callback in self.on_persisted:
+                callback(event.pdu, event.stream)
+            event.settle()
+
+    def _write_failed(self, room: RoomState, events: list[QueuedEvent],
+                      error: BaseException) -> None:
+        """Never stored: forget the events and rebuild the room from the database."""
+        log.error("persisting %d event(s) of %s failed: %s", len(events), room.room_id, error)
+        room.stale = True
+        for event in events:
+            self._stream.finish(event.stream)
+            self._event_cache.pop(event.pdu.event_id, None)
+            event.settle(error)
 
     # -- events from other servers --
 
@@ -301,6 +415,7 @@ class Timeline:
         /sync never shows it as new, and it changes neither current state nor forward
         extremities.
         Returns its stream position."""
+        await self.settle(room)  # normally already done by the caller; cheap when idle
         accepted = rejected_reason is None
         in_timeline = accepted and not soft_failed and not historical
         if historical:
