@@ -26,7 +26,7 @@ MEDIA_V1 = "/_matrix/client/v1/media"
 
 @routes.route("POST", "/_matrix/media/v3/upload", "/_matrix/media/r0/upload")
 async def upload(request: MatrixRequest) -> dict[str, Any]:
-    await accept_body(request, request.services.config.media.max_upload_bytes)
+    await _accept_upload(request)
     uri = await request.services.media.upload(request.user.user_id, upload_from(request))
     return {"content_uri": uri}
 
@@ -39,11 +39,19 @@ async def create(request: MatrixRequest) -> dict[str, Any]:
 
 @routes.route("PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}")
 async def upload_to_reserved(request: MatrixRequest) -> dict[str, Any]:
-    await accept_body(request, request.services.config.media.max_upload_bytes)
+    await _accept_upload(request)
     await request.services.media.upload_reserved(
         request.user.user_id, request.params["serverName"], request.params["mediaId"],
         upload_from(request))
     return {}
+
+
+async def _accept_upload(request: MatrixRequest) -> None:
+    """Size limit and quota first, then ``100 Continue``: a client whose declared size does
+    not fit learns it before sending the body."""
+    await request.services.media.check_upload_size(request.user.user_id,
+                                                   request.http.content_length)
+    await accept_body(request, request.services.config.media.max_upload_bytes)
 
 
 @routes.route("GET", f"{MEDIA_V1}/config")
@@ -63,10 +71,11 @@ async def download(request: MatrixRequest) -> web.StreamResponse:
 @routes.route("GET", f"{MEDIA_V1}/thumbnail/{{serverName}}/{{mediaId}}")
 async def thumbnail(request: MatrixRequest) -> web.StreamResponse:
     wanted = thumbnail_request(request)
-    record = await request.services.media.find(
-        request.params["serverName"], request.params["mediaId"],
+    services = request.services
+    image = await services.thumbnails.for_media(
+        services.media, request.params["serverName"], request.params["mediaId"], wanted,
         timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS))
-    return image_response(request, await request.services.thumbnails.thumbnail(record, wanted))
+    return image_response(request, image)
 
 
 @routes.route("GET", f"{MEDIA_V1}/preview_url", rate_limit="url_preview")

@@ -54,11 +54,17 @@ async def download(request: MatrixRequest) -> web.StreamResponse:
 async def thumbnail(request: MatrixRequest) -> web.StreamResponse:
     _require_enabled(request)
     wanted = thumbnail_request(request)
-    record = await request.services.media.find(
+    media = request.services.media
+    record = await media.find(
         request.params["serverName"], request.params["mediaId"],
         timeout_ms=request.query_int("timeout_ms", DEFAULT_WAIT_MS), unauthenticated=True,
         allow_remote=allow_remote(request))
-    return image_response(request, await request.services.thumbnails.thumbnail(record, wanted))
+    # Made from the original, never from a thumbnail another server sent: those are cached
+    # without the freeze's stored-when mark, so this endpoint could not tell whether to serve
+    # them.
+    image = await request.services.thumbnails.thumbnail(
+        record, wanted, remote=record.origin != media.server_name)
+    return image_response(request, image)
 
 
 @routes.route("GET", *_paths("/config"))

@@ -11,10 +11,13 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from myelin.api.http.request import MatrixRequest
-from myelin.errors import MatrixError, invalid_param, missing_param, too_large
+from myelin.errors import invalid_param, missing_param, too_large
+from myelin.services.media.blobs import BlobStore
 from myelin.services.media.repository import Upload
 from myelin.services.media.thumbnails import (
     MAX_REQUEST_DIMENSION,
@@ -122,7 +125,7 @@ def _blob_response(request: MatrixRequest, sha256: str,
     blobs = request.services.media.blobs
     path = blobs.local_path(sha256)
     if path is None:
-        raise MatrixError(502, "M_UNKNOWN", "This media is not on local storage")
+        return _MaterializedFileResponse(blobs, sha256, headers)
     # FileResponse would answer a missing file with a bare text/plain 404; clients expect a
     # Matrix error. A row naming a vanished blob means the store was damaged: say so in the log.
     if not path.is_file():
@@ -130,6 +133,35 @@ def _blob_response(request: MatrixRequest, sha256: str,
         raise missing_blob()
     # aiohttp's FileResponse: sendfile, Range/If-Range, ETag and conditional requests.
     return web.FileResponse(path, headers=headers)
+
+
+class _MaterializedFileResponse(web.FileResponse):
+    """A blob that is not on local disk (an object-store backend): fetched into a local file
+    only while the answer is being sent, so ranges and conditional requests work as for local
+    blobs. ``FileResponse.prepare`` opens the file and sends it all before returning."""
+
+    def __init__(self, blobs: BlobStore, sha256: str, headers: dict[str, str]) -> None:
+        super().__init__("", headers=headers)
+        self._blobs = blobs
+        self._sha256 = sha256
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            async with self._blobs.materialize(self._sha256) as path:
+                self._path = path
+                return await super().prepare(request)
+        except FileNotFoundError:  # the row outlived its blob: the Matrix 404 of local blobs
+            if self.prepared:
+                raise
+            log.warning("media blob %s is missing from the store", self._sha256)
+            error = missing_blob()
+            self.set_status(error.status)
+            self.headers.pop("Content-Disposition", None)
+            self.content_type = "application/json"
+            writer = await web.StreamResponse.prepare(self, request)
+            await self.write(orjson.dumps(error.to_json()))
+            await self.write_eof()
+            return writer
 
 
 def allow_remote(request: MatrixRequest) -> bool:

@@ -14,7 +14,6 @@ from myelin.api.client.media_responses import (
 )
 from myelin.api.http.endpoint import Auth, Routes
 from myelin.api.http.request import MatrixRequest
-from myelin.errors import MatrixError
 from myelin.services.media.remote import multipart_media
 from myelin.services.media.repository import DEFAULT_WAIT_MS
 from myelin.services.media.thumbnails import missing_blob
@@ -25,11 +24,9 @@ V1 = "/_matrix/federation/v1"
 
 
 async def _blob(request: MatrixRequest, sha256: str) -> bytes:
-    path = request.services.media.blobs.local_path(sha256)
-    if path is None:
-        raise MatrixError(502, "M_UNKNOWN", "This media is not on local storage")
     try:
-        return await asyncio.to_thread(path.read_bytes)
+        async with request.services.media.blobs.materialize(sha256) as path:
+            return await asyncio.to_thread(path.read_bytes)
     except FileNotFoundError:  # a damaged store: a Matrix 404, not a 500
         raise missing_blob() from None
 

@@ -2,7 +2,13 @@
 ``/_matrix/federation/v1/media/download`` (falling back to the deprecated
 ``/_matrix/media/v3/download`` with ``allow_remote=false`` on ``404 M_UNRECOGNIZED``, as the
 spec requires), cached here as a blob like local media, and served from the cache afterwards.
-Thumbnails of remote media are made here from the cached original.
+Thumbnails are asked from ``/_matrix/federation/v1/media/thumbnail``, so showing an image
+does not mean downloading all of it; ``ThumbnailService`` caches them.
+
+The second part of a multipart answer may be a ``Location`` header instead of the bytes. That
+URL is the other server's choice, so it is fetched like a URL a user names for a preview:
+through ``SafeFetcher`` (denied address ranges checked after DNS resolution, on every redirect
+hop), under the same size cap as the bytes would have been.
 
 Also the serving side: the multipart/mixed answer other servers get for our media.
 """
@@ -15,7 +21,9 @@ import email.parser
 import email.policy
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar, cast
 from urllib.parse import quote
 
 import orjson
@@ -25,77 +33,179 @@ from myelin.errors import MatrixError, not_found
 from myelin.services.federation.client import (
     FederationClient,
     FederationError,
+    RawResponse,
     ResponseTooLarge,
 )
-from myelin.services.media.repository import DEFAULT_CONTENT_TYPE
+from myelin.services.media.repository import (
+    DEFAULT_CONTENT_TYPE,
+    not_yet_uploaded,
+    too_large_remote,
+)
+from myelin.services.media.safe_fetch import BodyTooLarge, FetchError, SafeFetcher, UrlBlocked
+from myelin.services.media.thumbnails import ThumbnailRequest, cannot_thumbnail
 
 log = logging.getLogger("myelin.media")
 
 Store = Callable[[str, str, bytes, str, str | None], Awaitable[None]]
+T = TypeVar("T")
 
+# Room for the multipart framing and the JSON part around the media bytes.
+_MULTIPART_OVERHEAD = 64 * 1024
+REDIRECT_TIMEOUT_S = 60.0
 
-def too_large_remote() -> MatrixError:
-    return MatrixError(502, "M_TOO_LARGE", "The remote content is too large to fetch")
+@dataclass(frozen=True, slots=True)
+class _MediaPart:
+    """The second part of a federation media answer: the bytes, or where to get them."""
+
+    data: bytes
+    content_type: str
+    filename: str | None
+    location: str | None = None
 
 
 class RemoteMediaFetcher:
-    def __init__(self, client: FederationClient, max_bytes: int) -> None:
+    """Asks other servers for their media and thumbnails; concurrent asks for the same thing
+    share one request.
+
+    ``redirect_fetcher`` follows ``Location`` parts. By default it refuses the built-in denied
+    ranges (private, loopback, link-local...), whatever the federation settings say: a peer
+    allowed to be on a private network is no reason to let it point us at others there.
+    """
+
+    def __init__(self, client: FederationClient, max_bytes: int, *,
+                 redirect_fetcher: SafeFetcher | None = None) -> None:
         self._client = client
         self._max_bytes = max_bytes
-        self._in_flight: dict[tuple[str, str], asyncio.Future[tuple[bytes, str, str | None]]] = {}
+        self._redirects = redirect_fetcher or SafeFetcher(
+            max_bytes=max_bytes, timeout_s=REDIRECT_TIMEOUT_S, user_agent="Myelin")
+        self._in_flight: dict[tuple[object, ...], asyncio.Future[object]] = {}
+
+    async def close(self) -> None:
+        """Close the redirect fetcher's connections (a later fetch opens new ones)."""
+        await self._redirects.close()
 
     async def fetch(self, server_name: str, media_id: str,
                     timeout_ms: int) -> tuple[bytes, str, str | None]:
-        """(bytes, content type, file name) of a remote media; concurrent asks share one
-        download."""
-        key = (server_name, media_id)
+        """(bytes, content type, file name) of a remote media."""
+        return await self._once(("download", server_name, media_id),
+                                lambda: self._download(server_name, media_id, timeout_ms))
+
+    async def fetch_thumbnail(self, server_name: str, media_id: str, request: ThumbnailRequest,
+                              timeout_ms: int) -> tuple[bytes, str] | None:
+        """(bytes, claimed content type) of a thumbnail the media's server made, or ``None``
+        if that server has no federation thumbnail endpoint (``404 M_UNRECOGNIZED``): the
+        caller then falls back to fetching the original and thumbnailing it itself, which
+        ``fetch`` already knows how to do for servers older than Matrix 1.11."""
+        key = ("thumbnail", server_name, media_id, request.width, request.height,
+               request.method, request.animated)
+        return await self._once(key, lambda: self._thumbnail(server_name, media_id, request,
+                                                             timeout_ms))
+
+    async def _once(self, key: tuple[object, ...], run: Callable[[], Awaitable[T]]) -> T:
         pending = self._in_flight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[tuple[bytes, str, str | None]] = \
-            asyncio.get_running_loop().create_future()
+            return cast(T, await asyncio.shield(pending))
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._download(server_name, media_id, timeout_ms)
+            result = await run()
             future.set_result(result)
             return result
         except BaseException as e:
             future.set_exception(e)
-            future.exception()
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
         finally:
             del self._in_flight[key]
 
-    async def _download(self, server_name: str, media_id: str,
-                        timeout_ms: int) -> tuple[bytes, str, str | None]:
+    async def _get(self, server_name: str, path: str, query: Mapping[str, str], timeout_ms: int,
+                   *, signed: bool = True, max_bytes: int) -> RawResponse:
         timeout_s = min(max(timeout_ms, 1000), 60_000) / 1000 + 10
         try:
-            response = await self._client.request_raw(
-                server_name, "GET", f"/_matrix/federation/v1/media/download/{quote(media_id)}",
-                query={"timeout_ms": str(timeout_ms)}, timeout_s=timeout_s,
-                max_bytes=self._max_bytes + 64 * 1024)
-            if response.status == 404 and _errcode(response.body) == "M_UNRECOGNIZED":
-                response = await self._client.request_raw(
-                    server_name, "GET", f"/_matrix/media/v3/download/{quote(server_name)}/"
-                    f"{quote(media_id)}", query={"allow_remote": "false"}, signed=False,
-                    timeout_s=timeout_s, max_bytes=self._max_bytes)
-                if response.status == 200:
-                    return (response.body,
-                            response.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
-                            _filename(response.headers.get("Content-Disposition")))
+            return await self._client.request_raw(server_name, "GET", path, query=query,
+                                                  signed=signed, timeout_s=timeout_s,
+                                                  max_bytes=max_bytes)
         except ResponseTooLarge:  # matched by type: its message is free to change
             raise too_large_remote() from None
         except FederationError as e:
             raise MatrixError(502, "M_UNKNOWN", f"Could not fetch the media from "
                               f"{server_name}: {e}") from None
-        if response.status == 404:
-            raise not_found("Unknown media")
-        if response.status == 504:
-            raise MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
-        if response.status != 200:
-            raise MatrixError(502, "M_UNKNOWN", f"{server_name} answered HTTP {response.status}")
-        return _parse_multipart(response.headers.get("Content-Type", ""), response.body,
+
+    async def _download(self, server_name: str, media_id: str,
+                        timeout_ms: int) -> tuple[bytes, str, str | None]:
+        query = {"timeout_ms": str(timeout_ms)}
+        response = await self._get(
+            server_name, f"/_matrix/federation/v1/media/download/{quote(media_id)}", query,
+            timeout_ms, max_bytes=self._max_bytes + _MULTIPART_OVERHEAD)
+        if response.status == 404 and _errcode(response.body) == "M_UNRECOGNIZED":
+            response = await self._get(
+                server_name, f"/_matrix/media/v3/download/{quote(server_name)}/"
+                f"{quote(media_id)}", {"allow_remote": "false"}, timeout_ms, signed=False,
+                max_bytes=self._max_bytes)
+            if response.status == 200:
+                return (response.body, response.headers.get("Content-Type", DEFAULT_CONTENT_TYPE),
+                        _filename(response.headers.get("Content-Disposition")))
+        _check_status(server_name, response)
+        part = _parse_multipart(response.headers.get("Content-Type", ""), response.body,
                                 self._max_bytes)
+        if part.location is not None:
+            return await self._follow(part.location)
+        return part.data, part.content_type, part.filename
+
+    async def _thumbnail(self, server_name: str, media_id: str, request: ThumbnailRequest,
+                         timeout_ms: int) -> tuple[bytes, str] | None:
+        query = {"width": str(request.width), "height": str(request.height),
+                 "method": request.method, "animated": "true" if request.animated else "false",
+                 "timeout_ms": str(timeout_ms)}
+        response = await self._get(
+            server_name, f"/_matrix/federation/v1/media/thumbnail/{quote(media_id)}", query,
+            timeout_ms, max_bytes=self._max_bytes + _MULTIPART_OVERHEAD)
+        if response.status == 404 and _errcode(response.body) == "M_UNRECOGNIZED":
+            return None
+        if response.status == 400:  # "the server cannot thumbnail the content"
+            raise cannot_thumbnail()
+        if response.status == 413:  # too large for it to thumbnail: remote, so 502 here
+            raise too_large_remote()
+        _check_status(server_name, response)
+        part = _parse_multipart(response.headers.get("Content-Type", ""), response.body,
+                                self._max_bytes)
+        if part.location is not None:
+            data, content_type, _ = await self._follow(part.location)
+            return data, content_type
+        return part.data, part.content_type
+
+    async def _follow(self, location: str) -> tuple[bytes, str, str | None]:
+        """GET the URL a ``Location`` part names; the content type and file name come from
+        that answer ("The URL at Location SHOULD have appropriate Content-Type and
+        Content-Disposition headers"). Only the bytes are kept, never the URL, as the spec
+        asks: the other server may limit how long it is valid."""
+        try:
+            result = await self._redirects.fetch(location, accept="*/*")
+        except BodyTooLarge:
+            raise too_large_remote() from None
+        except UrlBlocked:
+            raise MatrixError(502, "M_UNKNOWN", "The remote server redirected the media to an "
+                              "address this server does not fetch from") from None
+        except FetchError as e:
+            raise MatrixError(502, "M_UNKNOWN",
+                              f"Could not fetch the redirected media: {e}") from None
+        content_type = result.content_type or DEFAULT_CONTENT_TYPE
+        if result.charset:
+            content_type += f"; charset={result.charset}"
+        return result.body, content_type, _filename(result.content_disposition)
+
+
+def _check_status(server_name: str, response: RawResponse) -> None:
+    """A non-200 answer as the error our client gets (a 502 unless it says something)."""
+    if response.status == 200:
+        return
+    if response.status == 404:
+        raise not_found("Unknown media")
+    if response.status == 504:
+        raise not_yet_uploaded()
+    if response.status == 502 and _errcode(response.body) == "M_TOO_LARGE":
+        raise too_large_remote()
+    raise MatrixError(502, "M_UNKNOWN", f"{server_name} answered HTTP {response.status}")
 
 
 def _errcode(body: bytes) -> str | None:
@@ -115,9 +225,10 @@ def _filename(disposition: str | None) -> str | None:
     return str(name) if name else None
 
 
-def _parse_multipart(content_type: str, body: bytes,
-                     max_bytes: int) -> tuple[bytes, str, str | None]:
-    """The media part of a federation download: multipart/mixed with a JSON part first."""
+def _parse_multipart(content_type: str, body: bytes, max_bytes: int) -> _MediaPart:
+    """The media part of a federation download or thumbnail: multipart/mixed with a JSON part
+    first, then either the bytes or a ``Location`` header (server-server API, "Content
+    Repository", GET /media/download: "The second part is either...")."""
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
@@ -126,13 +237,14 @@ def _parse_multipart(content_type: str, body: bytes,
     if len(parts) != 2:
         raise MatrixError(502, "M_UNKNOWN", "The remote server's answer has no media part")
     media = parts[1]
-    if media.get("Location"):
-        raise MatrixError(502, "M_UNKNOWN", "Redirected remote media is not supported yet")
+    location = media.get("Location")
+    if location:
+        return _MediaPart(b"", DEFAULT_CONTENT_TYPE, None, location=str(location).strip())
     data = media.get_payload(decode=True) or b""
     if len(data) > max_bytes:
         raise too_large_remote()
-    return (bytes(data), media.get("Content-Type", DEFAULT_CONTENT_TYPE),
-            _filename(media.get("Content-Disposition")))
+    return _MediaPart(bytes(data), media.get("Content-Type", DEFAULT_CONTENT_TYPE),
+                      _filename(media.get("Content-Disposition")))
 
 
 async def multipart_media(data: bytes, content_type: str, disposition: str) -> web.Response:

@@ -19,12 +19,13 @@ import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from myelin.config import MediaConfig
 from myelin.errors import MatrixError, forbidden, not_found, too_large
 from myelin.ids import is_valid_server_name
 from myelin.services.media.blobs import (
+    BlobLocks,
     BlobStore,
     StagedUpload,
     delete_unused_locked,
@@ -32,6 +33,9 @@ from myelin.services.media.blobs import (
 )
 from myelin.storage.database import IntegrityError
 from myelin.storage.stores.media import MediaRecord, MediaStore
+
+if TYPE_CHECKING:
+    from myelin.services.media.thumbnails import ThumbnailRequest
 
 log = logging.getLogger("myelin.media")
 
@@ -48,6 +52,12 @@ T = TypeVar("T")
 
 def not_yet_uploaded() -> MatrixError:
     return MatrixError(504, "M_NOT_YET_UPLOADED", "Content has not yet been uploaded")
+
+
+def too_large_remote() -> MatrixError:
+    """Another server's content past our limits (bytes or pixels): 502, not the 413 of local
+    content (client-server API, GET /media/download and /media/thumbnail responses)."""
+    return MatrixError(502, "M_TOO_LARGE", "The remote content is too large to fetch")
 
 
 def parse_media_ref(server_name: str, media_id: str) -> tuple[str, str]:
@@ -72,6 +82,11 @@ def check_upload_metadata(content_type: str | None, filename: str | None) -> str
 class RemoteFetcher(Protocol):
     async def fetch(self, server_name: str, media_id: str,
                     timeout_ms: int) -> tuple[bytes, str, str | None]: ...
+
+    async def fetch_thumbnail(self, server_name: str, media_id: str, request: ThumbnailRequest,
+                              timeout_ms: int) -> tuple[bytes, str] | None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +113,9 @@ class MediaRepository:
         # Downloads waiting for a reserved ID's upload, woken when it lands (one process).
         self._waiters: dict[tuple[str, str], asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per user: the last quota check and the row it admits happen under one lock, so
+        # concurrent uploads cannot each see the same room (BlobLocks are keyed locks).
+        self._quota_locks = BlobLocks()
         # Set by the federation layer: fetches other servers' media.
         self.remote: RemoteFetcher | None = None
 
@@ -106,9 +124,12 @@ class MediaRepository:
         return self._blobs
 
     async def close(self) -> None:
-        """Wait for the post-upload work (thumbnails) still running."""
+        """Wait for the post-upload work (thumbnails) still running; close the connections
+        the remote fetcher keeps (it opens new ones if used again)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.remote is not None:
+            await self.remote.close()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -192,10 +213,17 @@ class MediaRepository:
             raise not_found("This media ID has expired")
         return record
 
-    async def _stage_and_store(self, user_id: str, upload: Upload,
-                               add_row: Callable[[str, int], Awaitable[T]]) -> T:
-        """Stream the body to a staging file under the size and quota limits, then make it a
-        blob named by ``add_row(sha256, size)``; returns what ``add_row`` returns."""
+    async def check_upload_size(self, user_id: str, declared_length: int | None) -> None:
+        """Refuse an upload whose declared size is past the size limit or the user's quota
+        room, before its body is read: the endpoints call it before answering ``Expect:
+        100-continue``, so a client over quota learns it without sending the file."""
+        limit, quota_bound = await self._upload_limit(user_id)
+        if declared_length is not None and declared_length > limit:
+            raise _over_limit(quota_bound)
+
+    async def _upload_limit(self, user_id: str) -> tuple[int, bool]:
+        """(bytes the user may upload now, whether the quota rather than the size limit is
+        what bounds it)."""
         limit, quota_bound = self._config.max_upload_bytes, False
         if self._config.user_quota_bytes:
             room = self._config.user_quota_bytes - await self._store.stored_bytes(user_id)
@@ -203,6 +231,14 @@ class MediaRepository:
                 raise _over_limit(True)
             if room < limit:
                 limit, quota_bound = room, True
+        return limit, quota_bound
+
+    async def _stage_and_store(self, user_id: str, upload: Upload,
+                               add_row: Callable[[str, int], Awaitable[T]]) -> T:
+        """Stream the body to a staging file under the size and quota limits, then make it a
+        blob named by ``add_row(sha256, size)``; returns what ``add_row`` returns. The limits
+        are checked again here: the quota may have shrunk since ``check_upload_size``."""
+        limit, quota_bound = await self._upload_limit(user_id)
         if upload.declared_length is not None and upload.declared_length > limit:
             raise _over_limit(quota_bound)
         staged = StagedUpload(self._blobs.staging_file(), limit)
@@ -211,9 +247,17 @@ class MediaRepository:
                 if not staged.write(chunk):
                     raise _over_limit(quota_bound)
             sha256 = staged.finish()
-            return await self._put_and_name(
-                sha256, lambda: self._blobs.put_file(staged.path, sha256),
-                lambda: add_row(sha256, staged.size))
+            if not self._config.user_quota_bytes:
+                return await self._put_and_name(
+                    sha256, lambda: self._blobs.put_file(staged.path, sha256),
+                    lambda: add_row(sha256, staged.size))
+            async with self._quota_locks.hold(user_id):
+                stored = await self._store.stored_bytes(user_id)
+                if stored + staged.size > self._config.user_quota_bytes:
+                    raise _over_limit(True)
+                return await self._put_and_name(
+                    sha256, lambda: self._blobs.put_file(staged.path, sha256),
+                    lambda: add_row(sha256, staged.size))
         finally:
             staged.discard()  # a no-op once put_file moved it
 
@@ -278,10 +322,23 @@ class MediaRepository:
             raise not_found("Unknown media")
         if record.pending:
             record = await self._wait_for_upload(record, min(max(timeout_ms, 0), MAX_WAIT_MS))
+        await self._touch(record)
+        return record
+
+    async def cached(self, server_name: str, media_id: str) -> MediaRecord | None:
+        """The media if its bytes are held here - never a federation request - with its access
+        time kept for retention as ``find`` does. For the thumbnail of another server's media:
+        with the original at hand, no need to ask that server."""
+        record = await self._store.get(*parse_media_ref(server_name, media_id))
+        if record is None or record.pending or record.sha256 is None:
+            return None
+        await self._touch(record)
+        return record
+
+    async def _touch(self, record: MediaRecord) -> None:
         now = self._now_ms()
         if now - record.last_access_ts > 60_000:  # retention needs only coarse access times
             await self._store.touch(record.origin, record.media_id, now)
-        return record
 
     def _may_fetch(self, server_name: str, unauthenticated: bool, allow_remote: bool) -> bool:
         """Whether media not held here may be fetched from its server.

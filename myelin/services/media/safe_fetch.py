@@ -90,6 +90,11 @@ class FetchError(Exception):
     or a scheme other than http/https."""
 
 
+class BodyTooLarge(FetchError):
+    """The body is larger than ``max_bytes``: a type of its own so callers that must answer
+    "too large" (remote media: 502 M_TOO_LARGE) need not match a message."""
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     url: str  # final URL after redirects
@@ -97,6 +102,7 @@ class FetchResult:
     content_type: str  # media type, lower-cased, without parameters; "" if absent
     charset: str | None  # from the Content-Type parameters, lower-cased
     body: bytes
+    content_disposition: str | None = None  # as sent, for callers that keep a file name
 
 
 def _networks(ranges: Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -332,12 +338,12 @@ class SafeFetcher:
             raise FetchError(f"remote server answered HTTP {resp.status}")
         declared = resp.content_length
         if declared is not None and declared > self._max_bytes:
-            raise FetchError("response body too large")
+            raise BodyTooLarge("response body too large")
         body = bytearray()
         async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
             body += chunk
             if len(body) > self._max_bytes:
-                raise FetchError("response body too large")
+                raise BodyTooLarge("response body too large")
         content_type, charset = _parse_content_type(resp.headers.get("Content-Type"))
         return FetchResult(
             url=str(url),
@@ -345,6 +351,7 @@ class SafeFetcher:
             content_type=content_type,
             charset=charset,
             body=bytes(body),
+            content_disposition=resp.headers.get("Content-Disposition"),
         )
 
     async def close(self) -> None:

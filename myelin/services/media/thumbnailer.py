@@ -1,9 +1,10 @@
 """Decoding, resizing and encoding thumbnails (client-server API, "Content repository" ->
 "Thumbnails"): the pure, synchronous image part of the media repository.
 
-Everything here is a function of one file on disk and blocks on CPU, so callers run it in a
-thread; nothing touches asyncio, the database or the network, and no Pillow global is changed
-at call time, so any number of threads may use it at once.
+Everything here is a function of one file (on disk, or in memory for ``probe_bytes``) and
+blocks on CPU, so callers run it in a thread; nothing touches asyncio, the database or the
+network, and no Pillow global is changed at call time, so any number of threads may use it at
+once.
 
 Uploads are hostile input. That shapes three rules:
 
@@ -27,6 +28,7 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import ExifTags, Image, ImageFile
 
@@ -131,13 +133,23 @@ def probe(path: Path, *, max_pixels: int) -> ImageInfo:
     serve the original or make a thumbnail. A GIF's frames are counted by walking its blocks,
     without decoding them."""
     with path.open("rb") as fp:
-        try:
-            with Image.open(fp, formats=_FORMATS) as im:
-                return _inspect(im, max_pixels)[0]
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError) as e:
-            raise ImageTooLarge(str(e)) from e
-        except _DECODE_ERRORS as e:
-            raise ThumbnailError(f"cannot read image: {e}") from e
+        return _probe(fp, max_pixels)
+
+
+def probe_bytes(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """``probe`` for bytes in memory: a thumbnail another server sent, checked before it is
+    kept or served."""
+    return _probe(io.BytesIO(data), max_pixels)
+
+
+def _probe(fp: BinaryIO, max_pixels: int) -> ImageInfo:
+    try:
+        with Image.open(fp, formats=_FORMATS) as im:
+            return _inspect(im, max_pixels)[0]
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError) as e:
+        raise ImageTooLarge(str(e)) from e
+    except _DECODE_ERRORS as e:
+        raise ThumbnailError(f"cannot read image: {e}") from e
 
 
 def output_size(

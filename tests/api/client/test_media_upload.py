@@ -90,6 +90,15 @@ async def test_quota_is_enforced_per_user(start_server) -> None:  # type: ignore
     assert (await upload(bob, b"d" * 100))[0] == 200
 
 
+async def test_concurrent_uploads_cannot_share_the_same_quota_room(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(media={"user_quota_bytes": 100})
+    alice = await logged_in_user(server, "alice")
+    results = await asyncio.gather(*(upload(alice, bytes([65 + i]) * 60) for i in range(4)))
+    assert sorted(status for status, _ in results) == [200, 403, 403, 403]
+    assert await server.services.db.fetchval(
+        "SELECT SUM(size) FROM media WHERE user_id = $1", "@alice:test.local") == 60
+
+
 async def test_nothing_more_once_over_quota_not_even_zero_bytes(start_server) -> None:  # type: ignore[no-untyped-def]
     server = await start_server(media={"user_quota_bytes": 100})
     alice = await logged_in_user(server, "alice")
@@ -133,6 +142,24 @@ async def test_expect_continue_is_answered(homeserver: RunningServer) -> None:
             headers={"Authorization": f"Bearer {alice.token}", "Content-Type": "text/plain"},
     ) as resp:
         assert resp.status == 200
+
+
+async def test_over_quota_is_refused_before_100_continue(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(media={"user_quota_bytes": 100})
+    alice = await logged_in_user(server, "alice")
+    await upload_ok(alice, b"a" * 60)
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        # Headers only: a server that answered 100 Continue would now wait for the body.
+        writer.write(f"POST {UPLOAD} HTTP/1.1\r\nHost: {host}\r\n"
+                     f"Authorization: Bearer {alice.token}\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 60\r\nExpect: 100-continue\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 403"), status_line
 
 
 async def test_create_then_upload(homeserver: RunningServer) -> None:
