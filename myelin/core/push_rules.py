@@ -8,7 +8,7 @@ an empty result means "do not notify". :func:`notifies` and :func:`tweaks` read 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from myelin.core.push_conditions import (
@@ -24,12 +24,14 @@ __all__ = [
     "HISTORICAL_ACTIONS",
     "KINDS",
     "MASTER_RULE_ID",
+    "ConditionMemo",
     "PushContext",
     "PushRule",
     "RuleSetting",
     "Ruleset",
     "build_ruleset",
     "condition_holds",
+    "condition_key",
     "default_rules",
     "evaluate",
     "evaluate_for_user",
@@ -62,6 +64,20 @@ class PushRule:
     default: bool = False
     conditions: tuple[Mapping[str, Any], ...] = ()
     pattern: str | None = None
+    # Per condition, what its outcome depends on besides the event (see ``condition_key``);
+    # derived from ``conditions``, so not compared.
+    condition_keys: tuple[str | None, ...] = field(default=(), init=False, compare=False,
+                                                        repr=False)
+
+    # All the conditions' keys in one, when none depends on the recipient: then the whole
+    # rule's outcome is shared through the memo.
+    match_key: str | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        keys = tuple(condition_key(c) for c in self.conditions)
+        object.__setattr__(self, "condition_keys", keys)
+        if self.kind in ("override", "underride") and None not in keys:
+            object.__setattr__(self, "match_key", "rule" + repr(keys))
 
     def to_json(self) -> dict[str, Any]:
         """The rule as the API and the ``m.push_rules`` event show it (``PushRule``)."""
@@ -87,6 +103,14 @@ class Ruleset:
     """A user's ``global`` ruleset: per kind, the rules most important first."""
 
     by_kind: Mapping[str, tuple[PushRule, ...]]
+    # Whether an enabled rule reads the recipient's display name: if none does, evaluation
+    # need not look up the recipient's membership event.
+    uses_display_name: bool = field(default=False, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uses_display_name", any(
+            rule.enabled and c.get("kind") == "contains_display_name"
+            for rule in self for c in rule.conditions))
 
     def __iter__(self) -> Iterator[PushRule]:
         """Every rule in evaluation order."""
@@ -197,29 +221,59 @@ def build_ruleset(user_id: str, user_rules: Iterable[PushRule],
 
 # --- Evaluation ---
 
+_SAME_FOR_EVERY_RECIPIENT = frozenset({
+    "event_match", "event_property_is", "event_property_contains",
+    # These read the context, but only what is the same for every recipient of one event:
+    # the room's member count, the sender's power level and the room's notification levels.
+    "room_member_count", "sender_notification_permission",
+})
+
+
+_ABSENT = "<absent>"  # repr-distinct from any string value: repr quotes strings
+
+
+def condition_key(cond: Mapping[str, Any]) -> str | None:
+    """A hashable name for what decides ``cond``'s outcome on one event, the same for every
+    recipient, so one event's evaluation for many users tests each distinct condition once.
+    ``None`` for a condition that depends on the recipient (``contains_display_name``): it is
+    always tested."""
+    kind = cond.get("kind")
+    if kind not in _SAME_FOR_EVERY_RECIPIENT:
+        return None
+    # A string, not a tuple: a string keeps its hash, so the lookups cost no hashing. repr
+    # tells JSON values apart (``True`` from ``'True'``, ``1`` from ``'1'``).
+    return repr((kind, cond.get("key"), cond.get("pattern"), cond.get("is"),
+                 cond.get("value", _ABSENT)))
+
+
+ConditionMemo = dict[str, bool]
+"""Outcomes of conditions on one event, by ``condition_key``: share one across the
+recipients of that event, never across events."""
+
+
 def evaluate(rules: Iterable[PushRule], event: Mapping[str, Any],
-             context: PushContext) -> list[Any] | None:
+             context: PushContext, memo: ConditionMemo | None = None) -> list[Any] | None:
     """The actions of the first enabled rule matching ``event`` (historical actions
     stripped), or ``None`` if no rule matches. ``rules`` must be in evaluation order."""
     for rule in rules:
-        if rule.enabled and _rule_matches(rule, event, context):
+        if rule.enabled and _rule_matches(rule, event, context, memo):
             return [a for a in rule.actions
                     if not (isinstance(a, str) and a in HISTORICAL_ACTIONS)]
     return None
 
 
 def evaluate_for_user(ruleset: Ruleset, event: Mapping[str, Any],
-                      context: PushContext) -> list[Any]:
+                      context: PushContext, memo: ConditionMemo | None = None) -> list[Any]:
     """The actions for ``context.user_id`` on ``event`` (a client- or federation-format
     event dict): ``[]`` when nothing matches or when the user sent the event themselves
     (homeservers "MUST NOT notify ... for events that the user has sent themselves").
 
     Use :func:`notifies` to decide whether to count/push it and :func:`tweaks` for its
-    ``highlight``/``sound``.
+    ``highlight``/``sound``. Pass one ``memo`` for all the recipients of one event.
     """
     if event.get("sender") == context.user_id:
         return []
-    return evaluate(ruleset, event, context) or []
+    return evaluate(ruleset, event, context, memo) or []
 
 
 def notifies(actions: Iterable[Any]) -> bool:
@@ -236,7 +290,8 @@ def tweaks(actions: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def _rule_matches(rule: PushRule, event: Mapping[str, Any], ctx: PushContext) -> bool:
+def _rule_matches(rule: PushRule, event: Mapping[str, Any], ctx: PushContext,
+                  memo: ConditionMemo | None) -> bool:
     if rule.kind == "content":
         body = property_at(event, "content.body")
         return (rule.pattern is not None and isinstance(body, str)
@@ -245,4 +300,24 @@ def _rule_matches(rule: PushRule, event: Mapping[str, Any], ctx: PushContext) ->
         return event.get("room_id") == rule.rule_id
     if rule.kind == "sender":
         return event.get("sender") == rule.rule_id
-    return all(condition_holds(c, event, ctx) for c in rule.conditions)
+    if memo is None:
+        return all(condition_holds(c, event, ctx) for c in rule.conditions)
+    if rule.match_key is not None:
+        matched = memo.get(rule.match_key)
+        if matched is None:
+            matched = memo[rule.match_key] = _conditions_hold(rule, event, ctx, memo)
+        return matched
+    return _conditions_hold(rule, event, ctx, memo)
+
+
+def _conditions_hold(rule: PushRule, event: Mapping[str, Any], ctx: PushContext,
+                     memo: ConditionMemo) -> bool:
+    for cond, key in zip(rule.conditions, rule.condition_keys, strict=True):
+        known = memo.get(key) if key is not None else None
+        if known is None:
+            known = condition_holds(cond, event, ctx)
+            if key is not None:
+                memo[key] = known
+        if not known:
+            return False
+    return True

@@ -26,6 +26,7 @@ import orjson
 from myelin.config import PushConfig
 from myelin.core.events import PDU, StateKey
 from myelin.core.push_rules import (
+    ConditionMemo,
     evaluate_for_user,
     notifies,
     tweaks,
@@ -222,13 +223,17 @@ class PushDelivery:
             recipients.append(invitee)
         if not recipients:
             return []
-        inputs = await room_push_inputs(self._timeline, room, recipients, len(joined))
+        rulesets = [await self._push_rules.ruleset(user_id) for user_id in recipients]
+        # Display names (membership events) are read only for the users whose rules use them.
+        named = [u for u, r in zip(recipients, rulesets, strict=True) if r.uses_display_name]
+        inputs = await room_push_inputs(self._timeline, room, named, len(joined))
         event = client_event(pdu)
         found = []
         ts = now_ms()
-        for user_id in recipients:
-            actions = evaluate_for_user(await self._push_rules.ruleset(user_id), event,
-                                        inputs.context(user_id, pdu.sender))
+        memo: ConditionMemo = {}  # most conditions come out the same for every recipient
+        for user_id, ruleset in zip(recipients, rulesets, strict=True):
+            actions = evaluate_for_user(ruleset, event, inputs.context(user_id, pdu.sender),
+                                        memo)
             if notifies(actions):
                 found.append(Notification(user_id, stream_ordering, pdu.room_id, pdu.event_id,
                                           actions, bool(tweaks(actions).get("highlight")), ts))
