@@ -9,7 +9,8 @@ from myelin import __version__
 from myelin.api.client.directory import PublicRoomsBody, PublicRoomsFilter
 from myelin.api.http.endpoint import Auth, Routes
 from myelin.api.http.request import MatrixRequest
-from myelin.errors import invalid_param
+from myelin.errors import MatrixError, invalid_param, not_found
+from myelin.ids import UserID
 from myelin.services.directory import PublicRoomsQuery
 
 routes = Routes()
@@ -25,6 +26,10 @@ async def version(request: MatrixRequest) -> dict[str, Any]:
 @routes.route("GET", f"{FEDERATION_V1}/query/profile", auth=Auth.FEDERATION)
 async def query_profile(request: MatrixRequest) -> dict[str, Any]:
     user_id = request.require_query("user_id")
+    if UserID.parse(user_id).domain != request.services.config.server_name:
+        # Answered for our own users only: relaying would let any server make us query
+        # a third one on its behalf.
+        raise not_found("The user is not hosted on this server")
     field = request.query("field")
     profiles = request.services.profiles
     if field is None:
@@ -36,7 +41,12 @@ async def query_profile(request: MatrixRequest) -> dict[str, Any]:
 
 @routes.route("GET", f"{FEDERATION_V1}/query/directory", auth=Auth.FEDERATION)
 async def query_directory(request: MatrixRequest) -> dict[str, Any]:
-    return await request.services.directory.resolve_alias(request.require_query("room_alias"))
+    alias = request.require_query("room_alias")
+    if not alias.startswith("#") or ":" not in alias:
+        raise MatrixError(400, "M_INVALID_PARAM", f"Invalid room alias: {alias!r}")
+    if alias.split(":", 1)[1] != request.services.config.server_name:
+        raise not_found("The room alias is not hosted on this server")  # never relayed
+    return await request.services.directory.resolve_alias(alias)
 
 
 @routes.route("GET", f"{FEDERATION_V1}/publicRooms", auth=Auth.FEDERATION)

@@ -111,6 +111,11 @@ class TransactionReceiver:
             except (MissingEvents, FederationError) as e:
                 log.info("could not process %s from %s: %s", event_id, origin, e)
                 return event_id, f"Could not fetch what the event references: {e}"
+            except Exception:
+                # A bug here must not fail the whole transaction: the sender would resend it,
+                # good PDUs included, for ever. This PDU is answered with an error instead.
+                log.exception("processing %s from %s failed", event_id, origin)
+                return event_id, "Internal error while processing the event"
         return event_id, outcome
 
     async def _process(self, origin: str, pdu: PDU, version: RoomVersion,

@@ -3,6 +3,8 @@ missing events and history (server-server API, "Retrieving events", "Backfilling
 retrieving missing events", "Retrieving event authorisation information").
 
 Only servers with a member in the room get answers, and never about another room's events.
+Events the asking server may not see by the room's history visibility are sent redacted
+(``Visibility.is_visible_to_server``), as Synapse does, so its view of the DAG stays whole.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from myelin.core.events import PDU, StateKey
-from myelin.errors import forbidden, not_found
+from myelin.core.events import StateKey
+from myelin.core.redaction import redact
+from myelin.errors import MatrixError, forbidden, not_found
 from myelin.services.rooms.incoming import IncomingEvents, MissingEvents
 from myelin.services.rooms.timeline import RoomState, Timeline
-from myelin.storage.stores.events import EventStore
+from myelin.services.rooms.visibility import Visibility
+from myelin.storage.stores.events import EventStore, StoredEvent
 from myelin.storage.stores.state import StateStore
 
 MAX_BACKFILL = 100
@@ -24,16 +28,28 @@ MAX_MISSING = 50
 
 class RoomData:
     def __init__(self, server_name: str, timeline: Timeline, incoming: IncomingEvents,
-                 events: EventStore, state: StateStore) -> None:
+                 events: EventStore, state: StateStore, visibility: Visibility) -> None:
         self._server_name = server_name
+        self._visibility = visibility
         self._timeline = timeline
         self._incoming = incoming
         self._events = events
         self._state = state
 
-    def _wrap(self, pdus: Iterable[PDU]) -> dict[str, Any]:
+    def _wrap(self, pdus: Iterable[dict[str, Any]]) -> dict[str, Any]:
         return {"origin": self._server_name, "origin_server_ts": int(time.time() * 1000),
-                "pdus": [p.data for p in pdus]}
+                "pdus": list(pdus)}
+
+    async def _as_seen_by(self, origin: str, events: Iterable[StoredEvent],
+                          ) -> list[dict[str, Any]]:
+        """The events as ``origin`` may have them: whole, or redacted where the history
+        visibility hides them from every user of that server."""
+        out = []
+        for stored in events:
+            pdu = stored.pdu
+            visible = await self._visibility.is_visible_to_server(origin, stored)
+            out.append(pdu.data if visible else redact(pdu.data, pdu.room_version))
+        return out
 
     async def check_origin_in_room(self, origin: str, room_id: str) -> RoomState:
         room = await self._timeline.room(room_id)
@@ -49,7 +65,7 @@ class RoomData:
         if stored is None:
             raise not_found("Unknown event")
         await self.check_origin_in_room(origin, stored.pdu.room_id)
-        return self._wrap([stored.pdu])
+        return self._wrap(await self._as_seen_by(origin, [stored]))
 
     async def state_ids(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
         room = await self.check_origin_in_room(origin, room_id)
@@ -104,13 +120,13 @@ class RoomData:
                              ) -> dict[str, Any]:
         """Walk back from ``latest_events`` along prev events, stopping at ``earliest_events``."""
         await self.check_origin_in_room(origin, room_id)
-        earliest = {e for e in body.get("earliest_events", []) if isinstance(e, str)}
-        latest = [e for e in body.get("latest_events", []) if isinstance(e, str)]
-        limit = min(int(body.get("limit", 10)), MAX_MISSING)
-        min_depth = int(body.get("min_depth", 0))
+        earliest = set(_event_ids(body, "earliest_events"))
+        latest = _event_ids(body, "latest_events")
+        limit = max(0, min(_integer(body, "limit", 10), MAX_MISSING))
+        min_depth = _integer(body, "min_depth", 0)
         seen = set(earliest) | set(latest)
         frontier = latest
-        found: list[PDU] = []
+        found: list[StoredEvent] = []
         while frontier and len(found) < limit:
             stored = await self._events.get_events(frontier)
             next_frontier: list[str] = []
@@ -127,10 +143,10 @@ class RoomData:
                 prev_event = prevs.get(event_id)
                 if prev_event is not None and prev_event.pdu.depth >= min_depth \
                         and len(found) < limit:
-                    found.append(prev_event.pdu)
+                    found.append(prev_event)
             frontier = [e for e in next_frontier if e in prevs]
-        found.sort(key=lambda p: (p.depth, p.event_id))
-        return {"events": [p.data for p in found]}
+        found.sort(key=lambda e: (e.pdu.depth, e.pdu.event_id))
+        return {"events": await self._as_seen_by(origin, found)}
 
     async def backfill(self, origin: str, room_id: str, start: list[str],
                        limit: int) -> dict[str, Any]:
@@ -139,7 +155,7 @@ class RoomData:
         limit = max(0, min(limit, MAX_BACKFILL))
         seen: set[str] = set()
         frontier = list(dict.fromkeys(start))
-        found: list[PDU] = []
+        found: list[StoredEvent] = []
         while frontier and len(found) < limit:
             stored = await self._events.get_events(frontier)
             next_frontier: list[str] = []
@@ -149,7 +165,21 @@ class RoomData:
                     continue
                 seen.add(event_id)
                 if len(found) < limit:
-                    found.append(event.pdu)
+                    found.append(event)
                 next_frontier.extend(p for p in event.pdu.prev_event_ids if p not in seen)
             frontier = next_frontier
-        return self._wrap(found)
+        return self._wrap(await self._as_seen_by(origin, found))
+
+
+def _event_ids(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise MatrixError(400, "M_BAD_JSON", f"{key} must be a list of event IDs")
+    return value
+
+
+def _integer(body: dict[str, Any], key: str, default: int) -> int:
+    value = body.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MatrixError(400, "M_BAD_JSON", f"{key} must be an integer")
+    return value

@@ -10,13 +10,19 @@ after it):
 * ``joined``: nobody else; ``invited``: also someone invited at the event;
 * ``shared`` (the default): also someone not yet in the room then, so newly joined members
   read earlier history. Endpoints separately refuse users with no standing in the room.
+
+Other servers (``/event``, ``/backfill``, ``/get_missing_events``) get the same judgement
+for the server as a whole, as Synapse gives it: ``shared`` and ``world_readable`` history
+to any server in the room; ``invited`` history if one of its users was invited or joined at
+the event; ``joined`` history if one was joined. The spec's "Server behaviour" applies per
+user; a server stands for all its users, so the most privileged of them decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from myelin.core.events import PDU
+from myelin.core.events import PDU, StateKey
 from myelin.storage.stores.events import StoredEvent
 from myelin.storage.stores.state import StateStore
 
@@ -56,3 +62,32 @@ class Visibility:
         if history == "invited":
             return membership == "invite"
         return True  # shared
+
+    async def is_visible_to_server(self, server_name: str, stored: StoredEvent) -> bool:
+        """Whether ``server_name`` may have ``stored`` as it is; if not, it gets the event
+        redacted (the room's DAG stays whole, the content does not leak). A state event with
+        no known state (an outlier) is visible: the state of the room is what every server
+        in it is given through ``/state`` anyway."""
+        pdu = stored.pdu
+        suffix = ":" + server_name
+        if pdu.type == "m.room.member" and (pdu.state_key or "").endswith(suffix):
+            return True  # its own users' membership events
+        if stored.state_group is None:
+            return pdu.is_state
+        state = await self._state.get_state(stored.state_group)
+        history = await self._history_visibility(state)
+        if history in ("world_readable", "shared"):
+            return True
+        members = [event_id for (kind, key), event_id in state.items()
+                   if kind == "m.room.member" and key.endswith(suffix)]
+        allowed = {"join", "invite"} if history == "invited" else {"join"}
+        return any(m.membership in allowed
+                   for m in (await self._get_pdus(members)).values())
+
+    async def _history_visibility(self, state: dict[StateKey, str]) -> str:
+        event_id = state.get(HISTORY_VISIBILITY)
+        if event_id is None:
+            return "shared"
+        event = (await self._get_pdus([event_id])).get(event_id)
+        value = event.content.get("history_visibility") if event is not None else None
+        return value if value in ("world_readable", "shared", "invited", "joined") else "shared"

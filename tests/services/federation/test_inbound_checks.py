@@ -147,3 +147,26 @@ async def test_ban_evasion_is_soft_failed(federating_server: FederatingFactory) 
     await send_text(alice, forger.room_id, "after")
     texts = await timeline_texts(alice, forger.room_id)
     assert "evading" not in texts and "after" in texts
+
+
+async def test_a_failure_inside_one_pdu_does_not_fail_the_transaction(
+        federating_server: FederatingFactory) -> None:
+    forger, alice, bob = await setup(federating_server)
+    broken = await forger.build(bob, "m.room.message", {"msgtype": "m.text", "body": "boom"})
+    fine = await forger.build(bob, "m.room.message", {"msgtype": "m.text", "body": "fine"})
+    incoming = forger.one.services.incoming
+    receive = incoming.receive
+
+    async def failing_receive(pdu: PDU, **kwargs: Any) -> Any:
+        if pdu.event_id == broken.event_id:  # fault injection: a bug in processing
+            raise RuntimeError("injected")
+        return await receive(pdu, **kwargs)
+
+    incoming.receive = failing_receive  # type: ignore[method-assign]
+    try:
+        result = await forger.send(broken.data, fine.data)
+    finally:
+        incoming.receive = receive  # type: ignore[method-assign]
+    assert result[fine.event_id] == {}
+    assert "Internal error" in result[broken.event_id]["error"]
+    assert "fine" in await timeline_texts(alice, forger.room_id)
