@@ -46,7 +46,7 @@ from myelin.core.signing import (
     verify_json,
 )
 from myelin.core.x_matrix import is_valid_key_id
-from myelin.errors import bad_json
+from myelin.errors import MatrixError, bad_json
 from myelin.ids import is_valid_server_name
 from myelin.signing_key import SigningKey
 from myelin.storage.stores.server_keys import ServerKeyStore
@@ -62,6 +62,8 @@ DEFAULT_KEY_VALIDITY_MS = 24 * 3600 * 1000
 # keys.yaml, valid_until_ts: "the lesser of this field and 7 days into the future".
 MAX_KEY_VALIDITY_MS = 7 * 24 * 3600 * 1000
 _MAX_CACHED_SERVERS = 10_000
+MAX_NOTARY_SERVERS = 200  # servers in one /key/v2/query request
+MAX_NOTARY_KEY_IDS = 50  # key IDs asked of one server in it
 _SERVER_KEY_PATH = "/_matrix/key/v2/server"
 _QUERY_PATH = "/_matrix/key/v2/query"
 
@@ -405,6 +407,13 @@ class Keyring:
                 isinstance(v, dict) and all(isinstance(c, dict) for c in v.values())
                 for v in server_keys.values()):
             raise bad_json("server_keys must map server names to {key ID: criteria} objects")
+        # One request must not make us fetch from any number of servers (a notary is open to
+        # anyone): as many as a room's servers would need is plenty.
+        if len(server_keys) > MAX_NOTARY_SERVERS or any(
+                len(v) > MAX_NOTARY_KEY_IDS for v in server_keys.values()):
+            raise MatrixError(400, "M_INVALID_PARAM",
+                              f"At most {MAX_NOTARY_SERVERS} servers and "
+                              f"{MAX_NOTARY_KEY_IDS} key IDs per server in one query")
         # "If not supplied, the notary server MUST use the current time."
         default = self._now_ms() if minimum_valid_until_ts is None else minimum_valid_until_ts
 

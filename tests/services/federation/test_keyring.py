@@ -27,7 +27,12 @@ from myelin.config import RateLimitsConfig
 from myelin.core.room_versions import V1, V3, V4, V5, V8, V12, RoomVersion
 from myelin.core.signing import SignatureError, sign_event, sign_json, verify_json
 from myelin.errors import MatrixError
-from myelin.services.federation.keyring import KeyNotFound, Keyring
+from myelin.services.federation.keyring import (
+    MAX_NOTARY_KEY_IDS,
+    MAX_NOTARY_SERVERS,
+    KeyNotFound,
+    Keyring,
+)
 from myelin.services.ratelimit import RateLimiter
 from myelin.signing_key import SigningKey
 from myelin.storage.database import Database
@@ -759,3 +764,16 @@ async def test_key_relayed_by_our_notary_verifies_for_its_client(
         await client_db.close()
     assert bytes(key) == bytes(remote.key.signing_key.verify_key)
     assert net.attempts[("us.example", "/_matrix/key/v2/query")] == 1
+
+
+async def test_notary_refuses_queries_past_its_limits(db: Database, net: Network,
+                                                      remote: Remote) -> None:
+    keyring = net.keyring(db)
+    too_many_servers = {f"s{i}.example": {} for i in range(MAX_NOTARY_SERVERS + 1)}
+    too_many_keys = {"remote.example": {f"ed25519:k{i}": {}
+                                        for i in range(MAX_NOTARY_KEY_IDS + 1)}}
+    for query in (too_many_servers, too_many_keys):
+        with pytest.raises(MatrixError) as refused:
+            await keyring.notary_response(query)
+        assert (refused.value.status, refused.value.errcode) == (400, "M_INVALID_PARAM")
+    assert remote.hits == 0
