@@ -15,7 +15,6 @@ Also the serving side: the multipart/mixed answer other servers get for our medi
 
 from __future__ import annotations
 
-import asyncio
 import email.message
 import email.parser
 import email.policy
@@ -23,7 +22,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar, cast
 from urllib.parse import quote
 
 import orjson
@@ -42,12 +40,12 @@ from myelin.services.media.repository import (
     too_large_remote,
 )
 from myelin.services.media.safe_fetch import BodyTooLarge, FetchError, SafeFetcher, UrlBlocked
+from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnails import ThumbnailRequest, cannot_thumbnail
 
 log = logging.getLogger("myelin.media")
 
 Store = Callable[[str, str, bytes, str, str | None], Awaitable[None]]
-T = TypeVar("T")
 
 # Room for the multipart framing and the JSON part around the media bytes.
 _MULTIPART_OVERHEAD = 64 * 1024
@@ -78,7 +76,7 @@ class RemoteMediaFetcher:
         self._max_bytes = max_bytes
         self._redirects = redirect_fetcher or SafeFetcher(
             max_bytes=max_bytes, timeout_s=REDIRECT_TIMEOUT_S, user_agent="Myelin")
-        self._in_flight: dict[tuple[object, ...], asyncio.Future[object]] = {}
+        self._flights = SingleFlight()
 
     async def close(self) -> None:
         """Close the redirect fetcher's connections (a later fetch opens new ones)."""
@@ -87,7 +85,7 @@ class RemoteMediaFetcher:
     async def fetch(self, server_name: str, media_id: str,
                     timeout_ms: int) -> tuple[bytes, str, str | None]:
         """(bytes, content type, file name) of a remote media."""
-        return await self._once(("download", server_name, media_id),
+        return await self._flights.run(("download", server_name, media_id),
                                 lambda: self._download(server_name, media_id, timeout_ms))
 
     async def fetch_thumbnail(self, server_name: str, media_id: str, request: ThumbnailRequest,
@@ -98,25 +96,8 @@ class RemoteMediaFetcher:
         ``fetch`` already knows how to do for servers older than Matrix 1.11."""
         key = ("thumbnail", server_name, media_id, request.width, request.height,
                request.method, request.animated)
-        return await self._once(key, lambda: self._thumbnail(server_name, media_id, request,
+        return await self._flights.run(key, lambda: self._thumbnail(server_name, media_id, request,
                                                              timeout_ms))
-
-    async def _once(self, key: tuple[object, ...], run: Callable[[], Awaitable[T]]) -> T:
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            return cast(T, await asyncio.shield(pending))
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            result = await run()
-            future.set_result(result)
-            return result
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
-            del self._in_flight[key]
 
     async def _get(self, server_name: str, path: str, query: Mapping[str, str], timeout_ms: int,
                    *, signed: bool = True, max_bytes: int) -> RawResponse:

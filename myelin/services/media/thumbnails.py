@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
 
 from myelin.config import MediaConfig, parse_thumbnail_size
 from myelin.errors import MatrixError, not_found, too_large
@@ -29,6 +27,7 @@ from myelin.services.media.repository import (
     parse_media_ref,
     too_large_remote,
 )
+from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnailer import (
     THUMBNAIL_CONTENT_TYPES,
     ImageInfo,
@@ -45,7 +44,6 @@ from myelin.storage.stores.media import MediaRecord, MediaStore, ThumbnailRecord
 log = logging.getLogger("myelin.media")
 
 MAX_REQUEST_DIMENSION = 10_000
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +85,8 @@ class ThumbnailService:
         self._configured = [size for spec in config.thumbnail_sizes
                             if (size := parse_thumbnail_size(spec)) is not None]
         self._slots = asyncio.Semaphore(concurrency)
-        # One generation (or remote fetch) per (media, size) at a time; later askers await
-        # the same future.
-        self._in_flight: dict[tuple[object, ...], asyncio.Future[Any]] = {}
+        # One generation (or remote fetch) per (media, size) at a time.
+        self._flights = SingleFlight()
 
     async def for_media(self, media: MediaRepository, server_name: str, media_id: str,
                         request: ThumbnailRequest, *, timeout_ms: int) -> ServedImage:
@@ -131,25 +128,8 @@ class ThumbnailService:
                     width, height, request.method, animated):
                 return ServedImage(thumb.content_type, sha256=thumb.sha256)
         key = (record.origin, record.media_id, width, height, request.method, animated)
-        return await self._once(key, lambda: self._generate(
+        return await self._flights.run(key, lambda: self._generate(
             record, width, height, request.method, animated, configured, remote))
-
-    async def _once(self, key: tuple[object, ...], run: Callable[[], Awaitable[T]]) -> T:
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            return cast(T, await asyncio.shield(pending))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
-        try:
-            result = await run()
-            future.set_result(result)
-            return result
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
-            del self._in_flight[key]
 
     async def _remote(self, fetcher: RemoteFetcher, origin: str, media_id: str,
                       request: ThumbnailRequest, timeout_ms: int) -> ServedImage | None:
@@ -161,7 +141,7 @@ class ThumbnailService:
         for thumb in await self._store.thumbnails(origin, media_id):
             if (thumb.width, thumb.height, thumb.method, thumb.animated) == wanted:
                 return ServedImage(thumb.content_type, sha256=thumb.sha256)
-        return await self._once(("remote", origin, media_id, *wanted), lambda: self._fetch(
+        return await self._flights.run(("remote", origin, media_id, *wanted), lambda: self._fetch(
             fetcher, origin, media_id, request, timeout_ms))
 
     async def _fetch(self, fetcher: RemoteFetcher, origin: str, media_id: str,

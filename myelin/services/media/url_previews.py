@@ -28,6 +28,7 @@ from myelin.services.media.safe_fetch import (
     UrlBlocked,
     host_matches,
 )
+from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnailer import ThumbnailError, probe
 from myelin.storage.stores.media import MediaStore
 
@@ -58,7 +59,7 @@ class UrlPreviewService:
         self._fetcher = fetcher
         self._max_pixels = max_image_pixels
         self._clock = clock
-        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._flights = SingleFlight()  # one fetch per URL at a time
 
     async def close(self) -> None:
         await self._fetcher.close()
@@ -71,22 +72,12 @@ class UrlPreviewService:
         cached = await self._store.cached_preview(url, now)
         if cached is not None:
             return cached
-        pending = self._in_flight.get(url)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._in_flight[url] = future
-        try:
-            og = await self._build(url)
-            await self._store.cache_preview(url, og, now, now + self._config.cache_s * 1000)
-            future.set_result(og)
-            return og
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._in_flight[url]
+        return await self._flights.run(url, lambda: self._build_and_cache(url, now))
+
+    async def _build_and_cache(self, url: str, now: int) -> dict[str, Any]:
+        og = await self._build(url)
+        await self._store.cache_preview(url, og, now, now + self._config.cache_s * 1000)
+        return og
 
     def _check_url(self, url: str) -> None:
         if len(url) > MAX_URL_LENGTH:
