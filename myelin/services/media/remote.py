@@ -40,8 +40,8 @@ from myelin.services.media.repository import (
     too_large_remote,
 )
 from myelin.services.media.safe_fetch import BodyTooLarge, FetchError, SafeFetcher, UrlBlocked
-from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnails import ThumbnailRequest, cannot_thumbnail
+from myelin.services.single_flight import SingleFlight
 
 log = logging.getLogger("myelin.media")
 

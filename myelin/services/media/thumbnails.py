@@ -27,7 +27,6 @@ from myelin.services.media.repository import (
     parse_media_ref,
     too_large_remote,
 )
-from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnailer import (
     THUMBNAIL_CONTENT_TYPES,
     ImageInfo,
@@ -39,6 +38,7 @@ from myelin.services.media.thumbnailer import (
     probe,
     probe_bytes,
 )
+from myelin.services.single_flight import SingleFlight
 from myelin.storage.stores.media import MediaRecord, MediaStore, ThumbnailRecord
 
 log = logging.getLogger("myelin.media")

@@ -28,8 +28,8 @@ from myelin.services.media.safe_fetch import (
     UrlBlocked,
     host_matches,
 )
-from myelin.services.media.single_flight import SingleFlight
 from myelin.services.media.thumbnailer import ThumbnailError, probe
+from myelin.services.single_flight import SingleFlight
 from myelin.storage.stores.media import MediaStore
 
 log = logging.getLogger("myelin.media")

@@ -31,6 +31,7 @@ from myelin.errors import MatrixError, bad_json, forbidden, too_large
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.room_writer import QueuedEvent, RoomWriter
+from myelin.services.single_flight import SingleFlight
 from myelin.storage.database import Database, Statement
 from myelin.storage.persistence import (
     ClientTransaction,
@@ -107,7 +108,7 @@ class Timeline:
         # A client's retransmission that arrives while the original is still being written
         # (or just after) gets the original's event; the database's unique key would
         # otherwise fail the whole batch the duplicate is written in.
-        self._txns_in_flight: dict[ClientTxnKey, asyncio.Future[PDU]] = {}
+        self._txns_in_flight = SingleFlight()
         self._txns_recent: OrderedDict[ClientTxnKey, PDU] = OrderedDict()
 
     # -- reading --
@@ -230,21 +231,8 @@ class Timeline:
                                       redacts, None, countersign)
         if client_txn in self._txns_recent:
             return self._txns_recent[client_txn]
-        original = self._txns_in_flight.get(client_txn)
-        if original is not None:
-            return await asyncio.shield(original)
-        outcome: asyncio.Future[PDU] = asyncio.get_running_loop().create_future()
-        self._txns_in_flight[client_txn] = outcome
-        try:
-            pdu = await self._append(room_id, sender, event_type, content, state_key,
-                                     redacts, client_txn, countersign)
-        except BaseException as e:
-            outcome.set_exception(e)
-            outcome.exception()  # retrieved, whether or not a retransmission waits on it
-            raise
-        finally:
-            del self._txns_in_flight[client_txn]
-        outcome.set_result(pdu)
+        pdu = await self._txns_in_flight.run(client_txn, lambda: self._append(
+            room_id, sender, event_type, content, state_key, redacts, client_txn, countersign))
         self._txns_recent[client_txn] = pdu
         if len(self._txns_recent) > _RECENT_TRANSACTIONS:
             self._txns_recent.popitem(last=False)

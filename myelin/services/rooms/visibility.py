@@ -52,9 +52,7 @@ class Visibility:
             if event.type == "m.room.member":
                 membership = event.membership
             else:
-                value = event.content.get("history_visibility")
-                if value in ("world_readable", "shared", "invited", "joined"):
-                    history = value
+                history = _history_of(event)
         if history == "world_readable" or membership == "join":
             return True
         if membership in ("leave", "ban") or history == "joined":
@@ -88,6 +86,11 @@ class Visibility:
         event_id = state.get(HISTORY_VISIBILITY)
         if event_id is None:
             return "shared"
-        event = (await self._get_pdus([event_id])).get(event_id)
-        value = event.content.get("history_visibility") if event is not None else None
-        return value if value in ("world_readable", "shared", "invited", "joined") else "shared"
+        return _history_of((await self._get_pdus([event_id])).get(event_id))
+
+
+def _history_of(event: PDU | None) -> str:
+    """An m.room.history_visibility event's setting: ``shared`` if absent or not understood
+    ("Server behaviour")."""
+    value = event.content.get("history_visibility") if event is not None else None
+    return value if value in ("world_readable", "shared", "invited", "joined") else "shared"

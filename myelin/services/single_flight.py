@@ -1,5 +1,6 @@
 """One piece of work per key at a time: concurrent askers for the same thing (a remote file,
-a thumbnail size, a URL preview) share one fetch or one decode instead of repeating it."""
+a thumbnail size, a URL preview, a client's retransmitted send) share one piece of work
+instead of repeating it."""
 
 from __future__ import annotations
 
