@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from myelin.config import Config
+from myelin.config import Config, parse_old_signing_keys
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.core.x_matrix import authorization_header
 from myelin.services.account_data import AccountDataService
@@ -420,5 +420,6 @@ def _federation(config: Config, db: Database,
     notaries = [(entry.split()[0], dict(k.split("=", 1) for k in entry.split()[1:]))
                 for entry in federation.trusted_key_servers]
     keyring = Keyring(ServerKeyStore(db), signing_key, config.server_name, fetch, notaries,
+                      old_verify_keys=parse_old_signing_keys(federation.old_signing_keys),
                       key_validity_ms=federation.signing_key_validity_s * 1000)
     return client, keyring

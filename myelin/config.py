@@ -8,6 +8,7 @@ file can never drift from what the loader accepts.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import secrets
 import typing
@@ -398,6 +399,28 @@ def _notary(v: tuple[str, ...]) -> str | None:
     return None
 
 
+def _is_ed25519_key_base64(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text + "=" * (-len(text) % 4), validate=True)) == 32
+    except ValueError:
+        return False
+
+
+def _old_signing_key(v: tuple[str, ...]) -> str | None:
+    for entry in v:
+        parts = entry.split()
+        if (len(parts) != 3 or not parts[0].startswith("ed25519:") or not parts[2].isdigit()
+                or not _is_ed25519_key_base64(parts[1])):
+            return ("a list of 'ed25519:KEYID BASE64_VERIFY_KEY EXPIRED_TS_MS' entries, e.g. "
+                    "'ed25519:a_old Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw 1767225600000'")
+    return None
+
+
+def parse_old_signing_keys(entries: tuple[str, ...]) -> dict[str, tuple[str, int]]:
+    """{key ID: (base64 verify key, expired_ts)} from ``federation.old_signing_keys``."""
+    return {kid: (b64, int(ts)) for kid, b64, ts in (e.split() for e in entries)}
+
+
 @dataclass(frozen=True)
 class FederationConfig:
     enabled: bool = _key("Take part in federation: share rooms with other Matrix servers.", True)
@@ -428,6 +451,13 @@ class FederationConfig:
     signing_key_validity_s: int = _key(
         "How long other servers may cache this server's signing key before asking again.",
         24 * 3600, check=_positive,
+    )
+    old_signing_keys: tuple[str, ...] = _key(
+        "Keys this server signed with before its current one, published as old_verify_keys so "
+        "other servers can still check events signed with them; each 'ed25519:KEYID "
+        "BASE64_VERIFY_KEY EXPIRED_TS_MS' (when the key stopped being used, in ms since the "
+        "epoch). After replacing the signing key, list the old one here.", (),
+        check=_old_signing_key,
     )
 
 

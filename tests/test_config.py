@@ -48,6 +48,8 @@ def test_rendered_config_round_trips() -> None:
         ({"metrics": "on"}, "metrics: expected a mapping"),
         ({"database": {"postgres_dsn": "mysql://x"}}, "database.postgres_dsn: expected a "
                                                       "postgresql:// URL"),
+        ({"federation": {"old_signing_keys": ["ed25519:old notbase64 5"]}},
+         "federation.old_signing_keys: expected a list of 'ed25519:KEYID"),
         ([1, 2], "expected a mapping"),
     ],
 )
