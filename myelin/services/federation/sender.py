@@ -18,20 +18,27 @@ Why it is shaped like this:
   batches that worker formed. No other batch can reuse an ID, even after a restart (a new
   process draws new nonces) or after ``stop()``/``start()``. After a restart the unfinished
   batch is re-formed under a new ID; PDUs carry event IDs, which receivers deduplicate.
-* Failures (unreachable, 5xx, 429, 408) back off exponentially from ``min_backoff_s`` to
+* Failures (unreachable, 5xx, 429, 408, 401) back off exponentially from ``min_backoff_s`` to
   ``max_backoff_s`` with up to 25% random jitter (so peers coming back are not hit by every
   server at once); ``retry_at`` is persisted so a restart keeps honouring it, and a 429's
   ``retry_after_ms`` is honoured. A request *from* the destination proves it is up:
-  ``destination_alive`` ends the wait, as Synapse does.
-* Any other 4xx answer to the whole transaction means the destination refuses this very
-  transaction (unauthorised, malformed, too large, no such endpoint); resending the same bytes
-  cannot change that, and retrying forever would stall every later item behind it. The batch
-  is dropped with a warning and the queue moves on. Dropped PDUs are not lost for the room:
-  the destination fetches missing events (``/get_missing_events``) when a later PDU names them
-  as ``prev_events``. Per-PDU errors in a 200 answer are logged, never retried (spec).
+  ``destination_alive`` ends the wait, as Synapse does. A 401 is retried too: it refuses our
+  request signature, most often because the destination could not fetch our key just then.
+* 400 and 413 refuse the transaction's content (malformed, too large): resending the same
+  bytes cannot change that, but usually one item is to blame, so the batch is bisected -- the
+  next transactions carry half as many items, down to one -- and only an item refused on its
+  own is dropped; each accepted transaction doubles the size again. Any other 4xx (403, 404,
+  ...) refuses us rather than the content: the whole batch is dropped with a warning and the
+  queue moves on, where retrying forever would stall every later item. Dropped PDUs are not
+  lost for the room: the destination fetches missing events (``/get_missing_events``) when a
+  later PDU names them as ``prev_events``. Per-PDU errors in a 200 answer are logged, never
+  retried (spec).
 * EDUs may carry a key (typing per room and user, receipts, presence per user...): a newer
   one replaces the queued older one. A destination holding more than ``max_queued_edus`` EDUs
-  loses the oldest EDUs (never PDUs), so a long-dead peer cannot grow the queue without bound.
+  or ``max_queued_pdus`` PDUs loses the oldest items of that kind, so a long-dead peer cannot
+  grow the queue without bound; when it comes back, the newest PDUs of each room reach it and
+  it fetches what it lacks (``/get_missing_events``, then the state), as after Synapse's
+  catch-up.
 """
 
 from __future__ import annotations
@@ -57,12 +64,15 @@ log = logging.getLogger("myelin.federation")
 MAX_PDUS_PER_TRANSACTION = 50
 MAX_EDUS_PER_TRANSACTION = 100
 SEND_PATH = "/_matrix/federation/v1/send/"
-_TRANSIENT_4XX = frozenset({408, 429})  # request timeout, rate limited: worth retrying
+_TRANSIENT_4XX = frozenset({401, 408, 429})  # see the module doc: worth retrying
+_CONTENT_REFUSED = frozenset({400, 413})  # bisect the batch to find the item to blame
+_FULL_BATCH = MAX_PDUS_PER_TRANSACTION + MAX_EDUS_PER_TRANSACTION
 
 
 class _Outcome(enum.Enum):
     SENT = "sent"  # 2xx: delete the batch
-    REFUSED = "refused"  # 4xx: delete the batch (see module doc)
+    REFUSED = "refused"  # 4xx refusing us: delete the batch (see module doc)
+    BISECT = "bisect"  # 400/413 refusing the content: retry it in smaller batches
     FAILED = "failed"  # keep the batch, back off, resend it under the same txnId
 
 
@@ -82,6 +92,7 @@ class _Destination:
     edus: int = 0
     failures: int = 0
     retry_at: float | None = None  # clock seconds; no attempt before
+    batch_cap: int | None = None  # items per transaction while bisecting a refused batch
 
 
 class FederationSender:
@@ -90,7 +101,8 @@ class FederationSender:
     def __init__(self, store: FederationOutboxStore, client: FederationClient, server_name: str,
                  *, clock: Callable[[], float] = time.time, min_backoff_s: float = 2.0,
                  max_backoff_s: float = 3600.0, request_timeout_s: float = 60.0,
-                 max_queued_edus: int = 10_000, rng: random.Random | None = None) -> None:
+                 max_queued_edus: int = 10_000, max_queued_pdus: int = 50_000,
+                 rng: random.Random | None = None) -> None:
         self._store = store
         self._client = client
         self._server_name = server_name
@@ -99,6 +111,7 @@ class FederationSender:
         self._max_backoff = max(max_backoff_s, min_backoff_s)
         self._timeout = request_timeout_s
         self._max_queued_edus = max_queued_edus
+        self._max_queued_pdus = max_queued_pdus
         self._rng = rng or random.Random()
         self._dests: dict[str, _Destination] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -144,6 +157,11 @@ class FederationSender:
         for name in targets:
             dest = self._dest(name)
             dest.pdus += 1
+            if dest.pdus > self._max_queued_pdus:
+                dropped, dest.pdus = await self._store.trim(name, PDU, self._max_queued_pdus)
+                if dropped:
+                    log.warning("more than %d PDUs queued for %s: dropped the %d oldest",
+                                self._max_queued_pdus, name, dropped)
             self._wake(dest)
 
     async def send_edu(self, destination: str, edu_type: str, content: dict[str, Any], *,
@@ -157,7 +175,7 @@ class FederationSender:
         if not replaced:
             dest.edus += 1
         if dest.edus > self._max_queued_edus:
-            dropped, dest.edus = await self._store.trim_edus(destination, self._max_queued_edus)
+            dropped, dest.edus = await self._store.trim(destination, EDU, self._max_queued_edus)
             if dropped:
                 log.warning("more than %d EDUs queued for %s: dropped the %d oldest",
                             self._max_queued_edus, destination, dropped)
@@ -219,7 +237,8 @@ class FederationSender:
                 dest.wake.clear()  # before reading, so items queued meanwhile re-wake us
                 if txn is None:
                     items = await self._store.next_batch(
-                        dest.name, MAX_PDUS_PER_TRANSACTION, MAX_EDUS_PER_TRANSACTION)
+                        dest.name, MAX_PDUS_PER_TRANSACTION, MAX_EDUS_PER_TRANSACTION,
+                        dest.batch_cap)
                     if not items:
                         if dest.wake.is_set():
                             continue
@@ -231,8 +250,15 @@ class FederationSender:
                 if outcome is _Outcome.FAILED:
                     await self._back_off(dest, retry_after)
                     continue
+                if outcome is _Outcome.BISECT and len(txn.items) > 1:
+                    dest.batch_cap = len(txn.items) // 2  # the items stay queued
+                    txn = None
+                    continue
                 removed = await self._store.remove(dest.name, txn.items, now_ms=self._now_ms(),
                                                    delivered=outcome is _Outcome.SENT)
+                if outcome is _Outcome.SENT and dest.batch_cap is not None:
+                    dest.batch_cap = None if dest.batch_cap * 2 >= _FULL_BATCH else (
+                        dest.batch_cap * 2)
                 txn = None
                 dest.pdus = max(0, dest.pdus - removed.pdus)
                 dest.edus = max(0, dest.edus - removed.edus)
@@ -288,6 +314,10 @@ class FederationSender:
                 log.info("%s accepted transaction %s but its answer was unusable: %s",
                          destination, txn.txn_id, e)
                 return _Outcome.SENT, None
+            if e.status in _CONTENT_REFUSED and len(txn.items) > 1:
+                log.info("%s refused transaction %s (%s): retrying its %d items in smaller "
+                         "transactions", destination, txn.txn_id, e, len(txn.items))
+                return _Outcome.BISECT, None
             if 400 <= e.status < 500 and e.status not in _TRANSIENT_4XX:
                 log.warning("%s refused transaction %s (%s): dropping its %d PDUs and %d EDUs",
                             destination, txn.txn_id, e, len(pdus), len(edus))

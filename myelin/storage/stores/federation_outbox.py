@@ -105,33 +105,35 @@ class FederationOutboxStore:
                 destination, position, EDU, edu_type, key, body, now_ms)
         return replaced > 0
 
-    async def trim_edus(self, destination: str, keep: int) -> tuple[int, int]:
-        """Drop the oldest EDUs of ``destination`` beyond ``keep`` (never PDUs).
+    async def trim(self, destination: str, kind: str, keep: int) -> tuple[int, int]:
+        """Drop the oldest items of one ``kind`` (PDU or EDU) of ``destination`` beyond
+        ``keep``; the other kind is untouched.
 
-        Returns (dropped, EDUs left), counted in the same transaction so the caller's
-        in-memory count is corrected whatever it believed.
+        Returns (dropped, items of that kind left), counted in the same transaction so the
+        caller's in-memory count is corrected whatever it believed.
         """
         async with self._db.transaction() as txn:
             count = int(await txn.fetchval(
-                "SELECT COUNT(*) FROM federation_outbox WHERE destination = $1 AND kind = 'edu'",
-                destination))
+                "SELECT COUNT(*) FROM federation_outbox WHERE destination = $1 AND kind = $2",
+                destination, kind))
             if count <= keep:
                 return 0, count
             dropped = await txn.execute(
-                "DELETE FROM federation_outbox WHERE destination = $1 AND kind = 'edu'"
+                "DELETE FROM federation_outbox WHERE destination = $1 AND kind = $2"
                 " AND position IN (SELECT position FROM federation_outbox WHERE destination = $1"
-                " AND kind = 'edu' ORDER BY position LIMIT $2)", destination, count - keep)
+                " AND kind = $2 ORDER BY position LIMIT $3)", destination, kind, count - keep)
         return dropped, count - dropped
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def next_batch(self, destination: str, max_pdus: int,
-                         max_edus: int) -> list[QueuedItem]:
-        """The oldest items of ``destination``: at most ``max_pdus`` PDUs and ``max_edus`` EDUs.
+    async def next_batch(self, destination: str, max_pdus: int, max_edus: int,
+                         max_items: int | None = None) -> list[QueuedItem]:
+        """The oldest items of ``destination``: at most ``max_pdus`` PDUs and ``max_edus`` EDUs
+        (and at most ``max_items`` in all, when given).
 
-        When either limit cuts a kind short, the other kind stops at the same place, so the
-        order items were queued in is the order transactions carry them (no receipt for an
-        event overtaking the event).
+        When a limit cuts the queue short, every kind stops at the same place, so the order
+        items were queued in is the order transactions carry them (no receipt for an event
+        overtaking the event).
         """
         pdus = await self._oldest(destination, PDU, max_pdus + 1)
         edus = await self._oldest(destination, EDU, max_edus + 1)
@@ -141,7 +143,9 @@ class FederationOutboxStore:
                 first_left = items[limit].position
                 cutoff = first_left if cutoff is None else min(cutoff, first_left)
         merged = sorted(pdus + edus, key=lambda item: item.position)
-        return merged if cutoff is None else [i for i in merged if i.position < cutoff]
+        if cutoff is not None:
+            merged = [i for i in merged if i.position < cutoff]
+        return merged if max_items is None else merged[:max_items]
 
     async def _oldest(self, destination: str, kind: str, limit: int) -> list[QueuedItem]:
         rows = await self._db.fetch(

@@ -54,6 +54,7 @@ class Peer:
     accepted: list[Attempt] = field(default_factory=list)
     answer: dict[str, Any] = field(default_factory=lambda: {"pdus": {}})
     hold: asyncio.Event | None = None
+    refuse: Callable[[dict[str, Any]], bool] | None = None  # bodies answered with a 400
     runner: web.AppRunner | None = None
 
     @property
@@ -87,6 +88,8 @@ class Peer:
         if self.script:
             status, body = self.script.pop(0)
             return web.json_response(body, status=status)
+        if self.refuse is not None and self.refuse(attempt.body):
+            return web.json_response({"errcode": "M_BAD_JSON", "error": "no"}, status=400)
         self.accepted.append(attempt)
         return web.json_response(self.answer)
 
@@ -530,3 +533,47 @@ async def test_edu_cap_drops_the_oldest_edus_never_pdus(db: Database, peer: Peer
     await eventually(lambda: sender.queued(peer.name) == 0 and len(peer.accepted) == 1)
     assert peer.pdus() == ["$e1", "$e2"]
     assert [e["content"]["n"] for e in peer.edus()] == [3, 4, 5, 6, 7]
+
+
+async def test_a_400_is_bisected_down_to_the_item_to_blame(db: Database, peer: Peer,
+                                                         make_sender: SenderFactory,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    # One malformed PDU must not cost the 49 others in its transaction.
+    peer.refuse = lambda body: any(p["event_id"] == "$e5" for p in body["pdus"])
+    sender = make_sender(min_backoff_s=30, max_backoff_s=60)  # a back-off would stall the test
+    for n in range(1, 9):
+        await sender.send_pdu([peer.name], pdu(n))
+    with caplog.at_level(logging.WARNING, logger="myelin.federation"):
+        await sender.start()
+        await eventually(lambda: sender.queued(peer.name) == 0)
+    assert peer.pdus() == ["$e1", "$e2", "$e3", "$e4", "$e6", "$e7", "$e8"]
+    # 1-8 refused, 1-4 accepted, 5-8 and 5-6 refused, 5 alone refused and dropped
+    assert [len(a.body["pdus"]) for a in peer.attempts][:5] == [8, 4, 4, 2, 1]
+    assert sum("refused transaction" in r.getMessage() for r in caplog.records) == 1
+    assert sender.backoff_until(peer.name) is None and await queued_rows(db) == 0
+
+
+async def test_a_401_is_retried_not_dropped(peer: Peer, make_sender: SenderFactory) -> None:
+    # 401: the destination could not check our signature (say, it failed to fetch our key).
+    peer.script = [(401, {"errcode": "M_UNAUTHORIZED", "error": "no key"})]
+    sender = make_sender()
+    await sender.send_pdu([peer.name], pdu(1))
+    await sender.start()
+    await eventually(lambda: peer.pdus() == ["$e1"])
+    assert peer.attempts[0].txn_id == peer.attempts[1].txn_id
+
+
+async def test_pdu_cap_drops_the_oldest_pdus(db: Database, peer: Peer,
+                                             make_sender: SenderFactory,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    sender = make_sender(max_queued_pdus=5)
+    await sender.send_edu(peer.name, "m.direct_to_device", {"n": 0})
+    with caplog.at_level(logging.WARNING, logger="myelin.federation"):
+        for n in range(1, 9):
+            await sender.send_pdu([peer.name], pdu(n))
+    assert sender.queued(peer.name) == 6 and await queued_rows(db) == 6
+    assert any("dropped the 1 oldest" in r.getMessage() for r in caplog.records)
+    await sender.start()
+    await eventually(lambda: sender.queued(peer.name) == 0 and len(peer.accepted) == 1)
+    assert peer.pdus() == ["$e4", "$e5", "$e6", "$e7", "$e8"]
+    assert [e["content"]["n"] for e in peer.edus()] == [0]
