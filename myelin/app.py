@@ -310,7 +310,8 @@ async def build_services(config: Config) -> Services:
     e2e_store = E2eKeyStore(db)
     key_changes = KeyChanges(e2e_store, state_store, timeline.stream, notifier)
     accounts = AccountService(auth, uia, devices, config.server_name)
-    e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name)
+    e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name,
+                             membership_changed_at=lambda: timeline.membership_changed_at)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
     cross_signing = CrossSigningService(e2e_store, key_changes, accounts)
     if config.federation.enabled:
@@ -347,7 +348,9 @@ async def build_services(config: Config) -> Services:
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
                          UnreadCounter(event_store, state_store, timeline, receipts,
-                                       push_rules), presence, ephemeral, to_device, e2e_keys,
+                                       push_rules, notification_store,
+                                       push_delivery.evaluated_upto),
+                         presence, ephemeral, to_device, e2e_keys,
                          bundler_for=relations.bundler_for),
         presence=presence,
         account_data=account_data,

@@ -128,6 +128,9 @@ class KeyChanges:
         self._state = state_store
         self._stream = stream
         self._notifier = notifier
+        # The newest position a change marker was written at (start-up counts as one), so
+        # /sync can skip looking for changes in a window that holds none.
+        self.changed_at = stream.current
 
     async def write(self, user_id: str, statements: list[Statement], *,
                     announce: bool = True, private_targets: Sequence[str] = ()) -> None:
@@ -137,6 +140,7 @@ class KeyChanges:
             await self._store.write(statements)
             return
         position = self._stream.allocate()
+        self.changed_at = max(self.changed_at, position)  # before the write: see __init__
         try:
             batch = list(statements)
             if announce:
@@ -151,10 +155,14 @@ class KeyChanges:
 
 
 class E2eKeyService:
-    def __init__(self, store: E2eKeyStore, changes: KeyChanges, server_name: str) -> None:
+    def __init__(self, store: E2eKeyStore, changes: KeyChanges, server_name: str, *,
+                 membership_changed_at: Callable[[], int] | None = None) -> None:
+        """``membership_changed_at``: the newest stream position at which a room membership
+        changed (``Timeline.membership_changed_at``); None: assume one always did."""
         self._store = store
         self._changes = changes
         self._server_name = server_name
+        self._membership_changed_at = membership_changed_at or (lambda: 2**63 - 1)
         # Set by the composition root when federating. Without a publisher nobody else is
         # told of changes; without remote lists, remote users are left out of queries.
         self.publisher: DeviceListPublisher | None = None
@@ -427,9 +435,13 @@ class E2eKeyService:
         """
         if since_stream is None or upto <= since_stream:
             return [], []
-        changed = await self._store.changed_key_owners(user_id, since_stream, upto)
-        changed |= await self._store.newly_shared(user_id, since_stream, upto)
-        candidates = await self._store.maybe_left(user_id, since_stream, upto)
+        changed: set[str] = set()
+        candidates: set[str] = set()
+        if self._changes.changed_at > since_stream:
+            changed = await self._store.changed_key_owners(user_id, since_stream, upto)
+        if self._membership_changed_at() > since_stream:  # else nobody joined or left
+            changed |= await self._store.newly_shared(user_id, since_stream, upto)
+            candidates = await self._store.maybe_left(user_id, since_stream, upto)
         left: set[str] = set()
         if candidates:
             shared = await self._store.users_sharing_rooms(user_id)

@@ -39,6 +39,7 @@ from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.notifications import Notification, NotificationStore
 from myelin.storage.stores.pushers import Pusher, PusherStore
+from myelin.storage.stores.relations import thread_root
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,11 @@ class PushDelivery:
             return
         self._pending.add(stream_ordering)
 
+    def evaluated_upto(self) -> int | None:
+        """Every event up to this position has its notifications recorded (None while
+        evaluation is not running: nothing can be relied on)."""
+        return None if self._queue is None else self._evaluated_upto()
+
     def _evaluated_upto(self) -> int:
         """Every event up to this stream position is persisted and evaluated, so a pusher may
         move past it: events persist, and so are evaluated, out of stream order."""
@@ -236,7 +242,8 @@ class PushDelivery:
                                         memo)
             if notifies(actions):
                 found.append(Notification(user_id, stream_ordering, pdu.room_id, pdu.event_id,
-                                          actions, bool(tweaks(actions).get("highlight")), ts))
+                                          actions, bool(tweaks(actions).get("highlight")), ts,
+                                          thread_root(pdu.content)))
         await self._notifications.add(found)
         return found
 

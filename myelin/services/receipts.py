@@ -29,6 +29,7 @@ log = logging.getLogger("myelin.receipts")
 
 # Called synchronously with each receipt a local user stored (public or private); must only
 # schedule work, never block.
+_MAX_CACHED_READS = 100_000
 ReceiptListener = Callable[[Receipt], None]
 
 
@@ -44,6 +45,11 @@ class ReceiptService:
         self._notifier = notifier
         # Listeners hearing about local users' receipts, e.g. federation.
         self.on_receipt: list[ReceiptListener] = []
+        # latest_read answers, asked by every /sync of every room with news; every receipt
+        # is written through _store_receipts, which drops the entries it changes.
+        self._latest_read: dict[tuple[str, str, str], str | None] = {}
+        self._receipt_writes = 0  # bumped around each write: a read that overlapped one is
+        # not cached, as it may hold the value from before the write
 
     async def _check(self, user_id: str, room_id: str, event_id: str) -> None:
         membership = await self._state.get_membership(room_id, user_id)
@@ -83,11 +89,16 @@ class ReceiptService:
         if not receipts:
             return
         for receipt in receipts:
+            key = (receipt.room_id, receipt.user_id, receipt.thread_id)
             position = self._stream.allocate()
+            self._receipt_writes += 1
+            self._latest_read.pop(key, None)
             try:
                 await self._store.upsert(receipt, position)
             finally:
                 self._stream.finish(position)
+                self._receipt_writes += 1
+                self._latest_read.pop(key, None)
         self._notifier.announce(self._stream.current, rooms={r.room_id for r in receipts},
                                 users={r.user_id for r in receipts})
 
@@ -121,6 +132,18 @@ class ReceiptService:
     async def latest_read(self, room_id: str, user_id: str, thread_id: str = "") -> str | None:
         """The newest event the user marked read (public or private receipt) in one thread:
         '' for unthreaded receipts, "main" for the main timeline, or a thread root's ID."""
+        key = (room_id, user_id, thread_id)
+        if key in self._latest_read:
+            return self._latest_read[key]
+        writes = self._receipt_writes
+        event_id = await self._read_latest(room_id, user_id, thread_id)
+        if writes == self._receipt_writes:
+            if len(self._latest_read) >= _MAX_CACHED_READS:
+                self._latest_read.clear()  # rare; the next syncs refill what is in use
+            self._latest_read[key] = event_id
+        return event_id
+
+    async def _read_latest(self, room_id: str, user_id: str, thread_id: str) -> str | None:
         public = await self._store.get_user_receipt(room_id, user_id, READ, thread_id)
         private = await self._store.get_user_receipt(room_id, user_id, READ_PRIVATE, thread_id)
         if public is None or private is None:

@@ -173,7 +173,7 @@ class SyncService:
                     join[room_id]["ephemeral"]["events"] = ephemeral.get(room_id, [])
                     threaded = room_filter.timeline.unread_thread_notifications
                     (notified, highlighted), threads = await self._unread.counts(
-                        request.user_id, room_id, now, threaded)
+                        request.user_id, room_id, now, threaded, joined_at=at)
                     join[room_id]["unread_notifications"] = {
                         "highlight_count": highlighted, "notification_count": notified}
                     if threaded:

@@ -57,6 +57,14 @@ class ToDeviceService:
         # dropped.
         self.federation: EduSender | None = None
         self._last_prune = 0.0
+        # So that the /sync of a device with nothing pending reads and deletes nothing (most
+        # syncs of most devices): the newest position a message was queued at for a device,
+        # and the position up to which its messages are known deleted, both since start-up.
+        # A device is asked about only when something may be pending: a message queued after
+        # its last deletion, or no deletion seen yet, or messages older than start-up.
+        self._started_at = stream.current
+        self._queued_at: dict[tuple[str, str], int] = {}
+        self._deleted_upto: dict[tuple[str, str], int] = {}
 
     async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str,
                    messages: Any) -> bytes:
@@ -70,6 +78,7 @@ class ToDeviceService:
         transaction = (sender, sender_device, endpoint, txn_id, _EMPTY_RESPONSE,
                        int(time.time() * 1000))
         position = self._stream.allocate()
+        self._queued(deliveries, position)
         try:
             await self._store.add(sender, event_type, position, deliveries, transaction)
         except IntegrityError:
@@ -178,6 +187,7 @@ class ToDeviceService:
             return
         now_ms = int(time.time() * 1000)
         position = self._stream.allocate()
+        self._queued(deliveries, position)
         try:
             await self._store.add_received(origin, message_id, sender, event_type, position,
                                            deliveries, now_ms)
@@ -210,6 +220,8 @@ class ToDeviceService:
                      limit: int) -> tuple[list[dict[str, Any]], int, bool]:
         if limit < 1:
             raise ValueError("to-device limit must be positive")
+        if not self._may_have_pending(user_id, device_id):
+            return [], upto_stream, False
         rows = await self._store.pending(user_id, device_id, upto_stream, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -218,4 +230,19 @@ class ToDeviceService:
 
     async def acknowledge(self, user_id: str, device_id: str, upto_stream: int) -> None:
         """The device's sync token covers ``upto_stream``: it has every message up to there."""
+        key = (user_id, device_id)
+        if not self._may_have_pending(user_id, device_id):
+            return
         await self._store.delete_upto(user_id, device_id, upto_stream)
+        self._deleted_upto[key] = max(upto_stream, self._deleted_upto.get(key, upto_stream))
+
+    def _queued(self, deliveries: list[tuple[str, str, bytes]], position: int) -> None:
+        """Called when ``position`` is allocated, before the write: a sync that sees the
+        position committed has seen this too."""
+        for user_id, device_id, _ in deliveries:
+            self._queued_at[(user_id, device_id)] = position
+
+    def _may_have_pending(self, user_id: str, device_id: str) -> bool:
+        key = (user_id, device_id)
+        deleted = self._deleted_upto.get(key)
+        return deleted is None or self._queued_at.get(key, self._started_at) > deleted

@@ -95,6 +95,11 @@ class Timeline:
         self._notifier = notifier
         self._stream = stream
         self.stream = stream  # read by the services that serve the event stream
+        # The newest stream position at which someone's room membership changed (set when
+        # the position is allocated, before the write, so a sync whose token is at least
+        # this has seen every membership change; start-up counts as one). It lets /sync skip
+        # the device-list queries that only membership changes can answer.
+        self.membership_changed_at = stream.current
         self._state_groups = state_groups
         self._rooms: dict[str, RoomState] = {}
         self._event_cache: OrderedDict[str, PDU] = OrderedDict()
@@ -333,6 +338,7 @@ class Timeline:
                 if pdu.type == "m.room.member" and pdu.membership is not None:
                     memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
                                                                  stream)
+                    self.membership_changed_at = max(self.membership_changed_at, stream)
             if client_txn is not None:
                 body = b'{"event_id":"' + pdu.event_id.encode() + b'"}'
                 client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
@@ -438,6 +444,7 @@ class Timeline:
                     member = member_pdus.get(event_id)
                     if member is not None and member.membership is not None:
                         memberships[user_id] = Membership(member.membership, event_id, stream)
+                        self.membership_changed_at = max(self.membership_changed_at, stream)
             await persist_event(self._db, PersistEvent(
                 pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
                 state_group=group, new_state_group=write, current_state_changes=changes,

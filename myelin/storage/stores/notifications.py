@@ -15,7 +15,7 @@ import orjson
 
 from myelin.storage.database import Database, Row
 
-_COLUMNS = "user_id, stream_ordering, room_id, event_id, actions, highlight, ts"
+_COLUMNS = "user_id, stream_ordering, room_id, event_id, actions, highlight, ts, thread_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +27,13 @@ class Notification:
     actions: list[Any]
     highlight: bool
     ts: int  # ms, when the notification was recorded
+    thread_id: str | None = None  # root of the m.thread the event is in; None: main timeline
 
 
 def _notification(row: Row) -> Notification:
     return Notification(row["user_id"], int(row["stream_ordering"]), row["room_id"],
                         row["event_id"], orjson.loads(row["actions"]), bool(row["highlight"]),
-                        int(row["ts"]))
+                        int(row["ts"]), row["thread_id"])
 
 
 class NotificationStore:
@@ -44,10 +45,23 @@ class NotificationStore:
         if not notifications:
             return
         await self._db.executemany(
-            f"INSERT INTO notifications ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            f"INSERT INTO notifications ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             " ON CONFLICT (user_id, stream_ordering) DO NOTHING",
             [(n.user_id, n.stream_ordering, n.room_id, n.event_id,
-              orjson.dumps(n.actions).decode(), n.highlight, n.ts) for n in notifications])
+              orjson.dumps(n.actions).decode(), n.highlight, n.ts, n.thread_id)
+             for n in notifications])
+
+    async def in_room(self, user_id: str, room_id: str, after: int, upto: int,
+                      limit: int) -> list[tuple[int, bool, str | None]]:
+        """(stream position, highlight, thread) of the user's notifications in the room at
+        positions in (after, upto], newest first, at most ``limit`` (the unread counts)."""
+        rows = await self._db.fetch(
+            "SELECT stream_ordering, highlight, thread_id FROM notifications"
+            " WHERE user_id = $1 AND room_id = $2 AND stream_ordering > $3"
+            " AND stream_ordering <= $4 ORDER BY stream_ordering DESC LIMIT $5",
+            user_id, room_id, after, upto, limit)
+        return [(int(r["stream_ordering"]), bool(r["highlight"]), r["thread_id"])
+                for r in rows]
 
     async def newest_first(self, user_id: str, before: int | None, limit: int,
                            only_highlight: bool) -> list[Notification]:

@@ -40,6 +40,12 @@ def relation_of(content: Mapping[str, Any]) -> Relation | None:
     return Relation(rel_type, parent_id, key if isinstance(key, str) else None)
 
 
+def thread_root(content: Mapping[str, Any]) -> str | None:
+    """The root event ID of the thread the event is in, if it is in one."""
+    relation = relation_of(content)
+    return relation.parent_id if relation is not None and relation.rel_type == THREAD else None
+
+
 _UPSERT_THREAD = (
     "INSERT INTO threads (room_id, thread_id, latest_event_id, latest_depth, latest_stream)"
     " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, thread_id) DO UPDATE SET"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from harness import Client, RunningServer
 from harness import logged_in_user as user
 
@@ -102,7 +104,17 @@ async def test_receipt_errors(homeserver: RunningServer) -> None:
     assert bad_thread.status == 400
 
 
-async def test_unread_notification_counts(homeserver: RunningServer) -> None:
+async def notified(client: Client, count: int) -> None:
+    """Wait until push evaluation recorded ``count`` notifications for ``client``: unread
+    counts then come from those records rather than from evaluating the events again."""
+    deadline = time.monotonic() + 10
+    while len((await client.get(f"{V3}/notifications")).json["notifications"]) < count:
+        assert time.monotonic() < deadline, "push evaluation did not catch up"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("evaluated", [False, True], ids=["fresh", "evaluated"])
+async def test_unread_notification_counts(homeserver: RunningServer, evaluated: bool) -> None:
     alice = await user(homeserver, "alice")
     bob = await user(homeserver, "bob")
     room_id = await shared_room(alice, bob)
@@ -113,6 +125,8 @@ async def test_unread_notification_counts(homeserver: RunningServer) -> None:
                          "m.mentions": {"user_ids": ["@bob:test.local"]}})
     last = (await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/3",
                                 {"msgtype": "m.notice", "body": "a notice"})).json["event_id"]
+    if evaluated:
+        await notified(bob, 2)
     counts = (await bob.get(f"{V3}/sync")).json["rooms"]["join"][room_id][
         "unread_notifications"]
     # Two messages notify (notices are suppressed); the mention also highlights.
@@ -126,7 +140,8 @@ async def test_unread_notification_counts(homeserver: RunningServer) -> None:
     assert counts == {"notification_count": 0, "highlight_count": 0}
 
 
-async def test_unread_thread_notifications(homeserver: RunningServer) -> None:
+@pytest.mark.parametrize("evaluated", [False, True], ids=["fresh", "evaluated"])
+async def test_unread_thread_notifications(homeserver: RunningServer, evaluated: bool) -> None:
     alice = await user(homeserver, "alice")
     bob = await user(homeserver, "bob")
     room_id = await shared_room(alice, bob)
@@ -136,6 +151,8 @@ async def test_unread_thread_notifications(homeserver: RunningServer) -> None:
         await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/t{i}", {
             "msgtype": "m.text", "body": f"in thread {i}",
             "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    if evaluated:
+        await notified(bob, 3)
     threaded_filter = '{"room":{"timeline":{"unread_thread_notifications":true}}}'
     body = (await bob.get(f"{V3}/sync?filter={threaded_filter}")).json["rooms"]["join"][room_id]
     assert body["unread_notifications"] == {"notification_count": 1, "highlight_count": 0}
@@ -150,3 +167,23 @@ async def test_unread_thread_notifications(homeserver: RunningServer) -> None:
     body = (await bob.get(f"{V3}/sync?filter={threaded_filter}")).json["rooms"]["join"][room_id]
     assert body["unread_thread_notifications"] == {}
     assert body["unread_notifications"]["notification_count"] == 1  # the root is still unread
+
+
+async def test_unread_counts_keep_what_the_rules_said_when_the_event_came(
+        homeserver: RunningServer) -> None:
+    # As with Synapse's push actions: an event is judged once, when it arrives; changing the
+    # rules later changes how later events count, not the count of those already unread.
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = await shared_room(alice, bob)
+    await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/1",
+                        {"msgtype": "m.text", "body": "before"})
+    await notified(bob, 1)
+    off = await bob.request("PUT", f"{V3}/pushrules/global/override/.m.rule.master/enabled",
+                            {"enabled": True})
+    assert off.status == 200
+    await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/2",
+                        {"msgtype": "m.text", "body": "after"})
+    counts = (await bob.get(f"{V3}/sync")).json["rooms"]["join"][room_id][
+        "unread_notifications"]
+    assert counts == {"notification_count": 1, "highlight_count": 0}
