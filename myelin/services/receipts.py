@@ -48,6 +48,7 @@ class ReceiptService:
         # latest_read answers, asked by every /sync of every room with news; every receipt
         # is written through _store_receipts, which drops the entries it changes.
         self._latest_read: dict[tuple[str, str, str], str | None] = {}
+        self._changed_at = stream.current  # newest receipt position (start-up counts as one)
         self._receipt_writes = 0  # bumped around each write: a read that overlapped one is
         # not cached, as it may hold the value from before the write
 
@@ -91,6 +92,7 @@ class ReceiptService:
         for receipt in receipts:
             key = (receipt.room_id, receipt.user_id, receipt.thread_id)
             position = self._stream.allocate()
+            self._changed_at = position  # before the write: a sync seeing it sees this
             self._receipt_writes += 1
             self._latest_read.pop(key, None)
             try:
@@ -116,6 +118,8 @@ class ReceiptService:
                         upto: int) -> dict[str, dict[str, Any]]:
         """One ``m.receipt`` event per room with receipts newer than ``since``."""
         events: dict[str, dict[str, Any]] = {}
+        if since is not None and self._changed_at <= since:
+            return events  # no receipt anywhere since then
         for receipt in await self._store.list_for_rooms(list(room_ids),
                                                         since if since is not None else -1,
                                                         upto):

@@ -137,8 +137,11 @@ class SyncService:
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
-        changed_rooms = await self._events.get_rooms_changed(since, now) \
-            if since is not None else set()
+        changed_rooms: set[str] = set()
+        if since is not None:
+            remembered = self._timeline.rooms_changed(since, now)
+            changed_rooms = remembered if remembered is not None else \
+                await self._events.get_rooms_changed(since, now)
         global_data, room_data = await self._account_data.changes(request.user_id, since, now)
         if since is None:
             # The ruleset as the server computes it now (defaults merged with the user's

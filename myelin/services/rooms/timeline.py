@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +45,8 @@ from myelin.storage.persistence import (
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.state import StateGroupWrite, StateStore
+
+_RECENT_ALLOCATIONS = 10_000  # event positions remembered for rooms_changed
 
 log = logging.getLogger("myelin.rooms")
 
@@ -100,6 +102,10 @@ class Timeline:
         # this has seen every membership change; start-up counts as one). It lets /sync skip
         # the device-list queries that only membership changes can answer.
         self.membership_changed_at = stream.current
+        # (position, room) of the newest allocations, so /sync finds the rooms with news in
+        # (since, now] without a query; complete for windows after _recent_complete_after.
+        self._recent: deque[tuple[int, str]] = deque()
+        self._recent_complete_after = stream.current
         self._state_groups = state_groups
         self._rooms: dict[str, RoomState] = {}
         self._event_cache: OrderedDict[str, PDU] = OrderedDict()
@@ -322,7 +328,7 @@ class Timeline:
             await self._reload_if_stale(room)
         changes: dict[StateKey, str | None] = {}
         memberships: dict[str, Membership] = {}
-        stream = self._stream.allocate()
+        stream = self._allocate(room.room_id)
         try:
             group, write = room.state_group, None
             if needs_group:
@@ -418,7 +424,7 @@ class Timeline:
         state_after = dict(state_before)
         if accepted and pdu.is_state:
             state_after[pdu.state_tuple] = pdu.event_id
-        stream = self._stream.allocate()
+        stream = self._allocate(room.room_id)
         try:
             group, write = await self._group_for(room.room_id, pdu, state_after)
             changes: dict[StateKey, str | None] = {}
@@ -507,7 +513,29 @@ class Timeline:
             return base_group, None
         return group, await self._state.plan_group(group, room_id, base_group, delta)
 
-    async def store_outliers(self, pdus: list[PDU], *, new_room: NewRoom | None = None) -> None:
+    def _allocate(self, room_id: str) -> int:
+        """A stream position for an event of ``room_id``, remembered for ``rooms_changed``."""
+        stream = self._stream.allocate()
+        self._recent.append((stream, room_id))
+        if len(self._recent) > _RECENT_ALLOCATIONS:
+            self._recent_complete_after = self._recent.popleft()[0]
+        return stream
+
+    def rooms_changed(self, after: int, upto: int) -> set[str] | None:
+        """Rooms with an event at a position in (after, upto], from memory; None when the
+        window reaches back beyond what is remembered (ask the database)."""
+        if after < self._recent_complete_after:
+            return None
+        rooms = set()
+        for stream, room_id in reversed(self._recent):
+            if stream <= after:
+                break  # positions are appended in increasing order
+            if stream <= upto:
+                rooms.add(room_id)
+        return rooms
+
+    async def store_outliers(
+        self, pdus: list[PDU], *, new_room: NewRoom | None = None) -> None:
         """Store events known only as auth events or state of a room being joined: they are
         not in the timeline (no stream visibility, no state) until something links them."""
         stored = await self._events.get_events([p.event_id for p in pdus])
@@ -518,7 +546,7 @@ class Timeline:
         positions = []
         try:
             for index, pdu in enumerate(fresh):
-                stream = self._stream.allocate()
+                stream = self._allocate(pdu.room_id)
                 positions.append(stream)
                 statements += event_statements(PersistEvent(
                     pdu, stream, outlier=True,
@@ -533,7 +561,7 @@ class Timeline:
     async def store_remote_membership(self, pdu: PDU, *, new_room: NewRoom | None) -> None:
         """A membership event of a room this server is not in (an invite from another
         server): kept as an outlier, with the user's membership, so /sync shows it."""
-        stream = self._stream.allocate()
+        stream = self._allocate(pdu.room_id)
         try:
             statements = event_statements(PersistEvent(pdu, stream, outlier=True,
                                                        new_room=new_room))
@@ -543,6 +571,7 @@ class Timeline:
                 " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
                 " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
                 (pdu.room_id, pdu.state_key, pdu.membership, pdu.event_id, stream)))
+            self.membership_changed_at = max(self.membership_changed_at, stream)
             await self._db.write_batch(statements)
         finally:
             self._stream.finish(stream)
