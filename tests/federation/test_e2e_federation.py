@@ -346,6 +346,19 @@ async def settle(*clients: nio.AsyncClient) -> None:
         await client.sync(timeout=0)
 
 
+async def learn_devices(client: nio.AsyncClient, other: nio.AsyncClient) -> None:
+    """Sync and query until ``client`` knows ``other``'s device and its keys. A key upload
+    reaches the other server as a device-list update and then the client as a
+    ``device_lists.changed`` entry: a client sending before that would encrypt for nobody."""
+    async def known() -> bool:
+        if client.should_query_keys:
+            await client.keys_query()
+        await client.sync(timeout=0)
+        return any(d.id == other.device_id
+                   for d in client.device_store.active_user_devices(other.user_id))
+    await wait_for(known)
+
+
 async def receive_text(client: nio.AsyncClient, room_id: str) -> list[str]:
     async def texts() -> list[str]:
         response = await client.sync(timeout=500)
@@ -385,6 +398,7 @@ async def test_nio_clients_exchange_encrypted_messages_across_servers(
             return room is not None and bob.user_id in room.users
         await wait_for(bob_joined)
         await settle(alice, bob, alice)
+        await learn_devices(alice, bob)
         assert alice.rooms[room_id].encrypted
 
         sent = await alice.room_send(room_id, "m.room.message",
@@ -395,6 +409,7 @@ async def test_nio_clients_exchange_encrypted_messages_across_servers(
 
         # And back: bob's client needs alice's devices from server one.
         await settle(bob, alice, bob)
+        await learn_devices(bob, alice)
         reply = await bob.room_send(room_id, "m.room.message",
                                     {"msgtype": "m.text", "body": "and hello back"},
                                     ignore_unverified_devices=True)
