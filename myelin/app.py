@@ -311,7 +311,7 @@ async def build_services(config: Config) -> Services:
     key_changes = KeyChanges(e2e_store, state_store, timeline.stream, notifier)
     accounts = AccountService(auth, uia, devices, config.server_name)
     e2e_keys = E2eKeyService(e2e_store, key_changes, config.server_name,
-                             membership_changed_at=lambda: timeline.membership_changed_at)
+                             membership_changes=timeline.membership_changes)
     auth.on_devices_removed.append(e2e_keys.devices_removed)
     cross_signing = CrossSigningService(e2e_store, key_changes, accounts)
     if config.federation.enabled:

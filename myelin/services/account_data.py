@@ -7,6 +7,7 @@ from typing import Any
 
 from myelin.errors import MatrixError, forbidden, not_found
 from myelin.services.notifier import Notifier
+from myelin.services.stream_changes import StreamChanges
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.account_data import GLOBAL, AccountDataStore
 
@@ -20,10 +21,8 @@ class AccountDataService:
         self._store = store
         self._stream = stream
         self._notifier = notifier
-        # The newest position each user's account data was written at (start-up counts as
-        # one for everybody), so a sync with nothing new reads nothing.
-        self._started_at = stream.current
-        self._changed_at: dict[str, int] = {}
+        self._changes = StreamChanges(stream.current)  # per user: a sync with nothing new
+        # reads nothing
 
     async def put(self, requester_id: str, owner_id: str, room_id: str | None, data_type: str,
                   content: dict[str, Any]) -> None:
@@ -37,7 +36,7 @@ class AccountDataService:
                           content: dict[str, Any]) -> None:
         """Write without the client-side checks (for types the server itself manages)."""
         position = self._stream.allocate()
-        self._changed_at[user_id] = position  # before the write: a sync seeing it sees this
+        self._changes.mark(position, user_id)
         try:
             await self._store.upsert(user_id, room_id or GLOBAL, data_type, content, position)
         finally:
@@ -58,7 +57,7 @@ class AccountDataService:
         """(global events, per-room events) written after ``since`` (all of them when None)."""
         global_events: list[dict[str, Any]] = []
         by_room: dict[str, list[dict[str, Any]]] = {}
-        if since is not None and self._changed_at.get(user_id, self._started_at) <= since:
+        if since is not None and not self._changes.changed_after(since, user_id):
             return global_events, by_room
         for room_id, data_type, content in await self._store.list_changed(
                 user_id, since if since is not None else -1, upto):

@@ -24,6 +24,7 @@ import nacl.signing
 from myelin.core.signing import SignatureError, decode_base64, verify_json
 from myelin.errors import MatrixError, bad_json, invalid_param
 from myelin.services.notifier import Notifier
+from myelin.services.stream_changes import StreamChanges
 from myelin.storage.database import Statement
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.e2e_keys import E2eKeyStore
@@ -128,9 +129,8 @@ class KeyChanges:
         self._state = state_store
         self._stream = stream
         self._notifier = notifier
-        # The newest position a change marker was written at (start-up counts as one), so
-        # /sync can skip looking for changes in a window that holds none.
-        self.changed_at = stream.current
+        # Where change markers were written, so /sync can skip a window that holds none.
+        self.changes = StreamChanges(stream.current)
 
     async def write(self, user_id: str, statements: list[Statement], *,
                     announce: bool = True, private_targets: Sequence[str] = ()) -> None:
@@ -140,7 +140,7 @@ class KeyChanges:
             await self._store.write(statements)
             return
         position = self._stream.allocate()
-        self.changed_at = max(self.changed_at, position)  # before the write: see __init__
+        self.changes.mark(position)
         try:
             batch = list(statements)
             if announce:
@@ -156,13 +156,13 @@ class KeyChanges:
 
 class E2eKeyService:
     def __init__(self, store: E2eKeyStore, changes: KeyChanges, server_name: str, *,
-                 membership_changed_at: Callable[[], int] | None = None) -> None:
-        """``membership_changed_at``: the newest stream position at which a room membership
-        changed (``Timeline.membership_changed_at``); None: assume one always did."""
+                 membership_changes: StreamChanges | None = None) -> None:
+        """``membership_changes``: where room memberships changed
+        (``Timeline.membership_changes``); None: assume one always did."""
         self._store = store
         self._changes = changes
         self._server_name = server_name
-        self._membership_changed_at = membership_changed_at or (lambda: 2**63 - 1)
+        self._membership_changes = membership_changes
         # Set by the composition root when federating. Without a publisher nobody else is
         # told of changes; without remote lists, remote users are left out of queries.
         self.publisher: DeviceListPublisher | None = None
@@ -437,9 +437,10 @@ class E2eKeyService:
             return [], []
         changed: set[str] = set()
         candidates: set[str] = set()
-        if self._changes.changed_at > since_stream:
+        if self._changes.changes.changed_after(since_stream):
             changed = await self._store.changed_key_owners(user_id, since_stream, upto)
-        if self._membership_changed_at() > since_stream:  # else nobody joined or left
+        if self._membership_changes is None or self._membership_changes.changed_after(
+                since_stream):  # else nobody joined or left
             changed |= await self._store.newly_shared(user_id, since_stream, upto)
             candidates = await self._store.maybe_left(user_id, since_stream, upto)
         left: set[str] = set()

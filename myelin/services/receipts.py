@@ -19,6 +19,7 @@ from myelin.errors import forbidden, invalid_param, not_found
 from myelin.services.account_data import AccountDataService
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.timeline import Timeline
+from myelin.services.stream_changes import StreamChanges
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.receipts import Receipt, ReceiptStore
 from myelin.storage.stores.state import StateStore
@@ -27,9 +28,10 @@ READ, READ_PRIVATE, FULLY_READ = "m.read", "m.read.private", "m.fully_read"
 
 log = logging.getLogger("myelin.receipts")
 
+_MAX_CACHED_READS = 100_000
+
 # Called synchronously with each receipt a local user stored (public or private); must only
 # schedule work, never block.
-_MAX_CACHED_READS = 100_000
 ReceiptListener = Callable[[Receipt], None]
 
 
@@ -48,7 +50,7 @@ class ReceiptService:
         # latest_read answers, asked by every /sync of every room with news; every receipt
         # is written through _store_receipts, which drops the entries it changes.
         self._latest_read: dict[tuple[str, str, str], str | None] = {}
-        self._changed_at = stream.current  # newest receipt position (start-up counts as one)
+        self._changes = StreamChanges(stream.current)  # any receipt, anywhere
         self._receipt_writes = 0  # bumped around each write: a read that overlapped one is
         # not cached, as it may hold the value from before the write
 
@@ -92,7 +94,7 @@ class ReceiptService:
         for receipt in receipts:
             key = (receipt.room_id, receipt.user_id, receipt.thread_id)
             position = self._stream.allocate()
-            self._changed_at = position  # before the write: a sync seeing it sees this
+            self._changes.mark(position)
             self._receipt_writes += 1
             self._latest_read.pop(key, None)
             try:
@@ -118,7 +120,7 @@ class ReceiptService:
                         upto: int) -> dict[str, dict[str, Any]]:
         """One ``m.receipt`` event per room with receipts newer than ``since``."""
         events: dict[str, dict[str, Any]] = {}
-        if since is not None and self._changed_at <= since:
+        if since is not None and not self._changes.changed_after(since):
             return events  # no receipt anywhere since then
         for receipt in await self._store.list_for_rooms(list(room_ids),
                                                         since if since is not None else -1,

@@ -24,6 +24,7 @@ from myelin.errors import bad_json, too_large
 from myelin.ids import UserID
 from myelin.services.federation.devices import EduSender, server_of
 from myelin.services.notifier import Notifier
+from myelin.services.stream_changes import StreamChanges
 from myelin.storage.database import IntegrityError
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.devices import DeviceStore
@@ -62,8 +63,7 @@ class ToDeviceService:
         # and the position up to which its messages are known deleted, both since start-up.
         # A device is asked about only when something may be pending: a message queued after
         # its last deletion, or no deletion seen yet, or messages older than start-up.
-        self._started_at = stream.current
-        self._queued_at: dict[tuple[str, str], int] = {}
+        self._queued = StreamChanges(stream.current)  # per (user, device)
         self._deleted_upto: dict[tuple[str, str], int] = {}
 
     async def send(self, sender: str, sender_device: str, event_type: str, txn_id: str,
@@ -78,7 +78,7 @@ class ToDeviceService:
         transaction = (sender, sender_device, endpoint, txn_id, _EMPTY_RESPONSE,
                        int(time.time() * 1000))
         position = self._stream.allocate()
-        self._queued(deliveries, position)
+        self._mark_queued(deliveries, position)
         try:
             await self._store.add(sender, event_type, position, deliveries, transaction)
         except IntegrityError:
@@ -187,7 +187,7 @@ class ToDeviceService:
             return
         now_ms = int(time.time() * 1000)
         position = self._stream.allocate()
-        self._queued(deliveries, position)
+        self._mark_queued(deliveries, position)
         try:
             await self._store.add_received(origin, message_id, sender, event_type, position,
                                            deliveries, now_ms)
@@ -236,13 +236,11 @@ class ToDeviceService:
         await self._store.delete_upto(user_id, device_id, upto_stream)
         self._deleted_upto[key] = max(upto_stream, self._deleted_upto.get(key, upto_stream))
 
-    def _queued(self, deliveries: list[tuple[str, str, bytes]], position: int) -> None:
-        """Called when ``position`` is allocated, before the write: a sync that sees the
-        position committed has seen this too."""
+    def _mark_queued(self, deliveries: list[tuple[str, str, bytes]], position: int) -> None:
         for user_id, device_id, _ in deliveries:
-            self._queued_at[(user_id, device_id)] = position
+            self._queued.mark(position, (user_id, device_id))
 
     def _may_have_pending(self, user_id: str, device_id: str) -> bool:
         key = (user_id, device_id)
         deleted = self._deleted_upto.get(key)
-        return deleted is None or self._queued_at.get(key, self._started_at) > deleted
+        return deleted is None or self._queued.changed_after(deleted, key)

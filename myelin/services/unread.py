@@ -29,8 +29,8 @@ from myelin.storage.stores.state import StateStore
 
 MAX_COUNTED = 200
 Counts = tuple[int, int]  # (notification_count, highlight_count)
-MAIN = ""
-_MAX_CACHED_POSITIONS = 100_000  # the main timeline's key, as receipts name it
+MAIN = ""  # the main timeline's key, as receipts name it
+_MAX_CACHED_POSITIONS = 100_000
 
 
 class UnreadCounter:
@@ -51,16 +51,15 @@ class UnreadCounter:
         self._positions: dict[str, int] = {}
 
     async def counts(self, user_id: str, room_id: str, upto: int, threaded: bool = False, *,
-                     joined_at: int | None = None) -> tuple[Counts, dict[str, Counts]]:
+                     joined_at: int) -> tuple[Counts, dict[str, Counts]]:
         """Unread (notification, highlight) counts of the room, and with ``threaded`` (the
         filter's ``unread_thread_notifications``) the main timeline's counts plus one pair
         per thread root, each counted after that thread's receipt. ``joined_at``: the stream
-        position of the user's join, when the caller has it at hand."""
+        position of the user's join (the sync has it in the user's membership list)."""
         after = await self._position_of_read(user_id, room_id, MAIN)
         if after is None:
-            after = joined_at if joined_at is not None else await self._join_position(
-                user_id, room_id)
-        if after is None or after >= upto:
+            after = joined_at
+        if after >= upto:
             return (0, 0), {}
         evaluated = self._evaluated_upto()
         recorded_upto = after if evaluated is None else max(after, min(evaluated, upto))
@@ -124,10 +123,3 @@ class UnreadCounter:
                     self._positions.clear()
                 self._positions[event_id] = position
         return position
-
-    async def _join_position(self, user_id: str, room_id: str) -> int | None:
-        membership = await self._state.get_membership(room_id, user_id)
-        if membership is None:
-            return None
-        stored = (await self._events.get_events([membership[1]])).get(membership[1])
-        return stored.stream_ordering if stored is not None else None

@@ -32,6 +32,7 @@ from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.room_writer import QueuedEvent, RoomWriter
 from myelin.services.single_flight import SingleFlight
+from myelin.services.stream_changes import StreamChanges
 from myelin.storage.database import Database, Statement
 from myelin.storage.persistence import (
     ClientTransaction,
@@ -97,11 +98,9 @@ class Timeline:
         self._notifier = notifier
         self._stream = stream
         self.stream = stream  # read by the services that serve the event stream
-        # The newest stream position at which someone's room membership changed (set when
-        # the position is allocated, before the write, so a sync whose token is at least
-        # this has seen every membership change; start-up counts as one). It lets /sync skip
-        # the device-list queries that only membership changes can answer.
-        self.membership_changed_at = stream.current
+        # Where someone's room membership changed: lets /sync skip the device-list queries
+        # that only membership changes can answer.
+        self.membership_changes = StreamChanges(stream.current)
         # (position, room) of the newest allocations, so /sync finds the rooms with news in
         # (since, now] without a query; complete for windows after _recent_complete_after.
         self._recent: deque[tuple[int, str]] = deque()
@@ -344,7 +343,7 @@ class Timeline:
                 if pdu.type == "m.room.member" and pdu.membership is not None:
                     memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
                                                                  stream)
-                    self.membership_changed_at = max(self.membership_changed_at, stream)
+                    self.membership_changes.mark(stream)
             if client_txn is not None:
                 body = b'{"event_id":"' + pdu.event_id.encode() + b'"}'
                 client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
@@ -450,7 +449,7 @@ class Timeline:
                     member = member_pdus.get(event_id)
                     if member is not None and member.membership is not None:
                         memberships[user_id] = Membership(member.membership, event_id, stream)
-                        self.membership_changed_at = max(self.membership_changed_at, stream)
+                        self.membership_changes.mark(stream)
             await persist_event(self._db, PersistEvent(
                 pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
                 state_group=group, new_state_group=write, current_state_changes=changes,
@@ -571,7 +570,7 @@ class Timeline:
                 " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
                 " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
                 (pdu.room_id, pdu.state_key, pdu.membership, pdu.event_id, stream)))
-            self.membership_changed_at = max(self.membership_changed_at, stream)
+            self.membership_changes.mark(stream)
             await self._db.write_batch(statements)
         finally:
             self._stream.finish(stream)
