@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from myelin.config import Config, parse_old_signing_keys
+from myelin.config import Config
+from myelin.config_checks import parse_old_signing_keys
 from myelin.core.room_versions import KNOWN_ROOM_VERSIONS
 from myelin.core.x_matrix import authorization_header
 from myelin.services.account_data import AccountDataService

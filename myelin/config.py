@@ -8,7 +8,6 @@ file can never drift from what the loader accepts.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import secrets
 import typing
@@ -16,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import yaml
 
-from myelin.ids import is_valid_server_name
-
-Check = Callable[[Any], str | None]  # returns what is expected, or None when the value is fine
+from myelin import config_checks as checks
+from myelin.config_checks import Check
 
 
 class ConfigError(Exception):
@@ -42,44 +39,10 @@ def _key(
     return field(default=default, metadata=metadata)
 
 
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
-
-
-def _port(v: int) -> str | None:
-    return None if 0 <= v <= 65535 else "a port number between 0 and 65535"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "a number greater than 0"
-
-
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "a number >= 0"
-
-
-def _server_name(v: str) -> str | None:
-    if is_valid_server_name(v):
-        return None
-    return "a server name such as example.org or localhost:8008"
-
-
-def _http_url_or_empty(v: str) -> str | None:
-    if not v:
-        return None
-    parts = urlsplit(v)
-    ok = parts.scheme in ("http", "https") and parts.netloc
-    return None if ok else "an http(s):// URL, or empty"
-
-
-def _bcrypt_rounds(v: int) -> str | None:
-    return None if 4 <= v <= 31 else "an integer between 4 and 31"
-
-
 @dataclass(frozen=True)
 class ListenConfig:
     host: str = _key("Address the client and federation HTTP API listens on.", "127.0.0.1")
-    port: int = _key("TCP port of the HTTP API (0 picks a free one).", 8008, check=_port)
+    port: int = _key("TCP port of the HTTP API (0 picks a free one).", 8008, check=checks.port)
     x_forwarded: bool = _key(
         "Trust X-Forwarded-For from a reverse proxy for client addresses (logs, rate limits).",
         False,
@@ -87,11 +50,11 @@ class ListenConfig:
     max_json_body_bytes: int = _key(
         "Largest JSON request body accepted; larger ones get 413 M_TOO_LARGE.",
         10 * 1024 * 1024,
-        check=_positive,
+        check=checks.positive,
     )
     shutdown_grace_seconds: float = _key(
         "On SIGTERM/SIGINT, how long in-flight requests may take to finish.", 10.0,
-        check=_non_negative,
+        check=checks.non_negative,
     )
 
 
@@ -100,19 +63,21 @@ class DatabaseConfig:
     engine: str = _key(
         "'sqlite' (embedded, zero setup) or 'postgresql' (recommended for production).",
         "sqlite",
-        check=_one_of("sqlite", "postgresql"),
+        check=checks.one_of("sqlite", "postgresql"),
     )
     sqlite_path: str = _key("SQLite database file, relative to data_dir.", "homeserver.db")
     postgres_dsn: str = _key(
         "PostgreSQL connection URL, e.g. postgresql://myelin:secret@127.0.0.1:5432/myelin.", ""
     )
-    pool_size: int = _key("Most PostgreSQL connections held open at once.", 10, check=_positive)
+    pool_size: int = _key("Most PostgreSQL connections held open at once.", 10,
+                          check=checks.positive)
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    per_second: float = _key("Sustained requests per second allowed.", 1.0, check=_positive)
-    burst: int = _key("Requests allowed in a burst before limiting starts.", 10, check=_positive)
+    per_second: float = _key("Sustained requests per second allowed.", 1.0, check=checks.positive)
+    burst: int = _key("Requests allowed in a burst before limiting starts.", 10,
+                      check=checks.positive)
 
 
 @dataclass(frozen=True)
@@ -166,7 +131,7 @@ class PasswordsConfig:
     bcrypt_rounds: int = _key(
         "bcrypt cost for password hashes (Synapse's default is 12; each +1 doubles the work).",
         12,
-        check=_bcrypt_rounds,
+        check=checks.bcrypt_rounds,
     )
 
 
@@ -174,7 +139,7 @@ class PasswordsConfig:
 class SessionsConfig:
     refreshable_access_token_lifetime_s: int = _key(
         "Lifetime of access tokens given to clients that support refresh tokens.", 300,
-        check=_positive,
+        check=checks.positive,
     )
 
 
@@ -182,7 +147,7 @@ class SessionsConfig:
 class RoomsConfig:
     default_room_version: str = _key(
         "Room version of new rooms unless the client asks for another.", "12",
-        check=_one_of(*[str(v) for v in range(1, 13)]),
+        check=checks.one_of(*[str(v) for v in range(1, 13)]),
     )
 
 
@@ -191,10 +156,10 @@ class PresenceConfig:
     enabled: bool = _key("Track and share online/idle/offline status.", True)
     idle_after_s: float = _key(
         "Seconds without activity before an online user shows as unavailable.", 300.0,
-        check=_positive,
+        check=checks.positive,
     )
     offline_after_s: float = _key(
-        "Seconds without a sync before a user shows as offline.", 30.0, check=_positive
+        "Seconds without a sync before a user shows as offline.", 30.0, check=checks.positive
     )
 
 
@@ -209,44 +174,40 @@ class PushConfig:
         "never see message text).", True,
     )
     concurrency: int = _key("New events evaluated against push rules at once.", 4,
-                            check=_positive)
-    max_requests: int = _key("Push gateway requests in flight at once.", 32, check=_positive)
+                            check=checks.positive)
+    max_requests: int = _key("Push gateway requests in flight at once.", 32, check=checks.positive)
     request_timeout_s: float = _key("Timeout of one push gateway request.", 15.0,
-                                    check=_positive)
+                                    check=checks.positive)
     max_attempts: int = _key(
         "Attempts at delivering one notification to a failing gateway before giving up on it.",
-        6, check=_positive,
+        6, check=checks.positive,
     )
     initial_backoff_s: float = _key(
-        "Wait before the first retry; doubled after each failed attempt.", 1.0, check=_positive
+        "Wait before the first retry; doubled after each failed attempt.", 1.0,
+            check=checks.positive
     )
-    max_backoff_s: float = _key("Longest wait between two attempts.", 60.0, check=_positive)
+    max_backoff_s: float = _key("Longest wait between two attempts.", 60.0, check=checks.positive)
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = _key("Serve Prometheus metrics on a separate listener.", False)
     host: str = _key("Address of the metrics listener (keep it private).", "127.0.0.1")
-    port: int = _key("Port of the metrics listener.", 9008, check=_port)
+    port: int = _key("Port of the metrics listener.", 9008, check=checks.port)
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = _key(
         "Least severe level logged.", "INFO",
-        check=_one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        check=checks.one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     )
     format: str = _key(
-        "'text' for people, 'json' for log collectors.", "text", check=_one_of("text", "json")
+        "'text' for people, 'json' for log collectors.", "text", check=checks.one_of("text", "json")
     )
     access_log: bool = _key(
         "Log one line per HTTP request (request ID, user, status, duration).", True
     )
-
-
-def _turn_uris(v: tuple[str, ...]) -> str | None:
-    ok = all(uri.startswith(("turn:", "turns:")) for uri in v)
-    return None if ok else "a list of turn: or turns: URIs"
 
 
 @dataclass(frozen=True)
@@ -265,7 +226,7 @@ class VoipConfig:
         "TURN server URIs given to clients for calls, e.g. "
         "turn:turn.example.org:3478?transport=udp; empty: no TURN server is offered.",
         (),
-        check=_turn_uris,
+        check=checks.turn_uris,
     )
     turn_shared_secret: str = _key(
         "Secret shared with the TURN server (coturn's static-auth-secret) for time-limited "
@@ -275,58 +236,31 @@ class VoipConfig:
     turn_username: str = _key("Fixed TURN username, used only without turn_shared_secret.", "")
     turn_password: str = _key("Fixed TURN password, used with turn_username.", "")
     turn_user_lifetime_s: int = _key(
-        "How long time-limited TURN credentials stay valid, in seconds.", 3600, check=_positive
+        "How long time-limited TURN credentials stay valid, in seconds.", 3600,
+            check=checks.positive
     )
     turn_allow_guests: bool = _key("Give TURN credentials to guest users too.", True)
 
 
-THUMBNAIL_METHODS = ("crop", "scale")
-
-
-def parse_thumbnail_size(spec: str) -> tuple[int, int, str] | None:
-    """``"320x240 scale"`` -> (320, 240, "scale"); None when it is not of that form."""
-    size, _, method = spec.strip().partition(" ")
-    width, _, height = size.partition("x")
-    if not (width.isdigit() and height.isdigit()) or method.strip() not in THUMBNAIL_METHODS:
-        return None
-    if not (0 < int(width) <= 10_000 and 0 < int(height) <= 10_000):
-        return None
-    return int(width), int(height), method.strip()
-
-
-def _thumbnail_sizes(v: tuple[str, ...]) -> str | None:
-    ok = all(parse_thumbnail_size(spec) is not None for spec in v)
-    return None if ok else "a list of 'WIDTHxHEIGHT crop|scale' entries such as '96x96 crop'"
-
-
-def _ip_ranges(v: tuple[str, ...]) -> str | None:
-    import ipaddress
-
-    try:
-        for cidr in v:
-            ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return "a list of IP ranges in CIDR form, such as 10.0.0.0/8 or fc00::/7"
-    return None
 
 
 @dataclass(frozen=True)
 class MediaConfig:
     max_upload_bytes: int = _key(
         "Largest file accepted for upload; larger ones get 413 M_TOO_LARGE.", 50 * 1024 * 1024,
-        check=_positive,
+        check=checks.positive,
     )
     user_quota_bytes: int = _key(
         "Total size of the media one local user may store (0: no quota); uploads beyond it get "
-        "403 M_FORBIDDEN.", 0, check=_non_negative,
+        "403 M_FORBIDDEN.", 0, check=checks.non_negative,
     )
     max_pending_uploads: int = _key(
         "Media IDs a user may hold reserved (POST /create) without having uploaded to them.", 5,
-        check=_positive,
+        check=checks.positive,
     )
     pending_upload_lifetime_s: int = _key(
         "How long a reserved media ID waits for its upload before it expires.", 24 * 3600,
-        check=_positive,
+        check=checks.positive,
     )
     legacy_endpoints: bool = _key(
         "Serve the deprecated unauthenticated /_matrix/media/v3/download and thumbnail "
@@ -338,24 +272,25 @@ class MediaConfig:
     )
     max_image_pixels: int = _key(
         "Images with more pixels than this are never decoded (no thumbnails): a guard against "
-        "decompression bombs.", 32_000_000, check=_positive,
+        "decompression bombs.", 32_000_000, check=checks.positive,
     )
     thumbnail_sizes: tuple[str, ...] = _key(
         "Thumbnails made when an image is uploaded; other sizes are made when first asked for.",
         ("32x32 crop", "96x96 crop", "320x240 scale", "640x480 scale", "800x600 scale"),
-        check=_thumbnail_sizes,
+        check=checks.thumbnail_sizes,
     )
     max_cached_thumbnails: int = _key(
         "Thumbnails of sizes not listed above kept per image; more are made for each request.",
-        16, check=_non_negative,
+        16, check=checks.non_negative,
     )
     local_retention_days: float = _key(
         "Delete local media not downloaded for this many days (0: keep forever).", 0.0,
-        check=_non_negative,
+        check=checks.non_negative,
     )
     remote_retention_days: float = _key(
         "Delete cached copies of other servers' media not downloaded for this many days "
-        "(0: keep forever); they are fetched again when asked for.", 90.0, check=_non_negative,
+        "(0: keep forever); they are fetched again when asked for.", 90.0,
+            check=checks.non_negative,
     )
 
 
@@ -365,60 +300,19 @@ class UrlPreviewConfig:
     denied_ip_ranges: tuple[str, ...] = _key(
         "Addresses never fetched, checked after DNS resolution and on every redirect; empty "
         "means the built-in list (private, loopback, link-local, multicast and reserved ranges).",
-        (), check=_ip_ranges,
+        (), check=checks.ip_ranges,
     )
     allowed_ip_ranges: tuple[str, ...] = _key(
-        "Addresses fetched even when a denied range contains them.", (), check=_ip_ranges
+        "Addresses fetched even when a denied range contains them.", (), check=checks.ip_ranges
     )
     denied_hosts: tuple[str, ...] = _key(
         "Host name patterns never fetched, e.g. '*.internal' ('*' and '?' wildcards).", ()
     )
     max_page_bytes: int = _key("Largest page or image downloaded for a preview.",
-                               10 * 1024 * 1024, check=_positive)
-    timeout_s: float = _key("Time allowed for fetching one page.", 10.0, check=_positive)
+                               10 * 1024 * 1024, check=checks.positive)
+    timeout_s: float = _key("Time allowed for fetching one page.", 10.0, check=checks.positive)
     cache_s: int = _key("How long a preview is reused before the page is fetched again.", 3600,
-                        check=_non_negative)
-
-
-def _host_port_or_empty(v: str) -> str | None:
-    if not v:
-        return None
-    host, sep, port = v.rpartition(":")
-    ok = sep and port.isdigit() and 0 <= int(port) <= 65535 and host.strip("[]")
-    return None if ok else "HOST:PORT, such as 0.0.0.0:8448, or empty"
-
-
-def _notary(v: tuple[str, ...]) -> str | None:
-    for entry in v:
-        name, _, keys = entry.partition(" ")
-        if not is_valid_server_name(name) or not all(
-                k.count("=") >= 1 and k.split("=", 1)[0].startswith("ed25519:")
-                for k in keys.split()):
-            return ("a list of 'SERVER ed25519:KEYID=BASE64KEY ...' entries, e.g. "
-                    "'matrix.org ed25519:auto=Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw'")
-    return None
-
-
-def _is_ed25519_key_base64(text: str) -> bool:
-    try:
-        return len(base64.b64decode(text + "=" * (-len(text) % 4), validate=True)) == 32
-    except ValueError:
-        return False
-
-
-def _old_signing_key(v: tuple[str, ...]) -> str | None:
-    for entry in v:
-        parts = entry.split()
-        if (len(parts) != 3 or not parts[0].startswith("ed25519:") or not parts[2].isdigit()
-                or not _is_ed25519_key_base64(parts[1])):
-            return ("a list of 'ed25519:KEYID BASE64_VERIFY_KEY EXPIRED_TS_MS' entries, e.g. "
-                    "'ed25519:a_old Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw 1767225600000'")
-    return None
-
-
-def parse_old_signing_keys(entries: tuple[str, ...]) -> dict[str, tuple[str, int]]:
-    """{key ID: (base64 verify key, expired_ts)} from ``federation.old_signing_keys``."""
-    return {kid: (b64, int(ts)) for kid, b64, ts in (e.split() for e in entries)}
+                        check=checks.non_negative)
 
 
 @dataclass(frozen=True)
@@ -427,7 +321,7 @@ class FederationConfig:
     listen: str = _key(
         "HOST:PORT of a separate listener for the server-server API (served over TLS when "
         "tls_certificate_path is set); empty: federation is served only on the main listener, "
-        "e.g. behind a TLS-terminating reverse proxy.", "", check=_host_port_or_empty,
+        "e.g. behind a TLS-terminating reverse proxy.", "", check=checks.host_port_or_empty,
     )
     tls_certificate_path: str = _key(
         "PEM certificate chain of the federation listener, relative to data_dir.", ""
@@ -446,18 +340,18 @@ class FederationConfig:
     trusted_key_servers: tuple[str, ...] = _key(
         "Notary servers asked for other servers' signing keys when those servers cannot be "
         "reached, each as 'SERVER ed25519:KEYID=BASE64KEY'; empty: keys are fetched only "
-        "from the servers themselves.", (), check=_notary,
+        "from the servers themselves.", (), check=checks.notary,
     )
     signing_key_validity_s: int = _key(
         "How long other servers may cache this server's signing key before asking again.",
-        24 * 3600, check=_positive,
+        24 * 3600, check=checks.positive,
     )
     old_signing_keys: tuple[str, ...] = _key(
         "Keys this server signed with before its current one, published as old_verify_keys so "
         "other servers can still check events signed with them; each 'ed25519:KEYID "
         "BASE64_VERIFY_KEY EXPIRED_TS_MS' (when the key stopped being used, in ms since the "
         "epoch). After replacing the signing key, list the old one here.", (),
-        check=_old_signing_key,
+        check=checks.old_signing_key,
     )
 
 
@@ -465,7 +359,7 @@ class FederationConfig:
 class WellKnownConfig:
     client_base_url: str = _key(
         "base_url served in /.well-known/matrix/client; empty means public_baseurl.", "",
-        check=_http_url_or_empty,
+        check=checks.http_url_or_empty,
     )
     server: str = _key(
         "Delegated host:port served in /.well-known/matrix/server; empty derives it from "
@@ -480,12 +374,12 @@ class Config:
         "The domain in user IDs and room aliases (@alice:SERVER_NAME). It cannot be changed once "
         "users exist.",
         "localhost:8008",
-        check=_server_name,
+        check=checks.server_name,
     )
     public_baseurl: str = _key(
         "URL clients use to reach this server; empty means http://<listen.host>:<listen.port>/.",
         "",
-        check=_http_url_or_empty,
+        check=checks.http_url_or_empty,
     )
     data_dir: str = _key(
         "Folder for the database, media and signing key; relative to this file's folder.", "."
@@ -702,7 +596,7 @@ def new_config(
         raw["listen"] = {"host": host.strip("[]") or "127.0.0.1", "port": int(port)}
     federation: dict[str, Any] = {}
     if federation_listen is not None:
-        if _host_port_or_empty(federation_listen) is not None:
+        if checks.host_port_or_empty(federation_listen) is not None:
             raise ConfigError(f"--federation-listen: expected HOST:PORT, got {federation_listen!r}")
         federation["listen"] = federation_listen
     if (tls_cert is None) != (tls_key is None):

@@ -18,7 +18,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from myelin.config import MediaConfig, parse_thumbnail_size
+from myelin.config import MediaConfig
+from myelin.config_checks import parse_thumbnail_size
 from myelin.errors import MatrixError, not_found, too_large
 from myelin.services.media.blobs import BlobStore, delete_unused_locked, sha256_of
 from myelin.services.media.repository import (
