@@ -250,7 +250,7 @@ class FederationSender:
                 if outcome is _Outcome.FAILED:
                     await self._back_off(dest, retry_after)
                     continue
-                if outcome is _Outcome.BISECT and len(txn.items) > 1:
+                if outcome is _Outcome.BISECT:
                     dest.batch_cap = len(txn.items) // 2  # the items stay queued
                     txn = None
                     continue
