@@ -27,6 +27,7 @@ from myelin.storage.database import (
     enter_transaction,
     leave_transaction,
 )
+from myelin.storage.statement_groups import group_statements
 
 __all__ = ["PostgresDatabase", "PostgresTransaction", "rowcount_from_status"]
 
@@ -45,6 +46,10 @@ def _map_errors() -> Iterator[None]:
         yield
     except asyncpg.IntegrityConstraintViolationError as e:
         raise IntegrityError(str(e)) from e
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's release hook: nothing beyond asyncpg's own rollback (see ``open``)."""
 
 
 class PostgresTransaction:
@@ -96,8 +101,15 @@ class PostgresDatabase:
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresDatabase:
-        """Create the pool; a small ``min_size`` keeps idle servers from hogging connections."""
-        pool = await asyncpg.create_pool(dsn, min_size=min(2, pool_size), max_size=pool_size)
+        """Create the pool; a small ``min_size`` keeps idle servers from hogging connections.
+
+        asyncpg's default release runs ``RESET ALL; UNLISTEN *; CLOSE ALL; ...`` on every
+        connection handed back: one more round trip per pooled query, doubling the cost of a
+        read. Our statements leave no session state (no SET, LISTEN, cursors or session
+        locks), so release only ends a stray transaction (asyncpg always does); the raw
+        connections of :meth:`acquire`, which may hold session state, are reset in full."""
+        pool = await asyncpg.create_pool(dsn, min_size=min(2, pool_size), max_size=pool_size,
+                                         reset=_keep_session)
         return cls(pool)
 
     def _check_open(self) -> None:
@@ -117,7 +129,7 @@ class PostgresDatabase:
         self._write_guard("write_batch")
         with _map_errors():
             async with self._pool.acquire() as conn, conn.transaction():
-                for statement in statements:
+                for statement in group_statements(statements):  # a round trip each
                     if statement.many:
                         await conn.executemany(statement.sql, statement.args)
                     else:
@@ -148,7 +160,11 @@ class PostgresDatabase:
         """A raw pooled connection, for engine-specific work such as migrations."""
         self._check_open()
         async with self._pool.acquire() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                if not conn.is_closed():
+                    await conn.reset()  # session locks, settings: see open()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
