@@ -38,6 +38,7 @@ from myelin.storage.database import (
     enter_transaction,
     leave_transaction,
 )
+from myelin.storage.statement_groups import group_statements
 
 __all__ = ["SqliteDatabase", "SqliteTransaction", "rewrite_placeholders"]
 
@@ -280,7 +281,7 @@ class SqliteDatabase(_QueryMethods):
     async def write_batch(self, statements: Sequence[Statement]) -> None:
         """One writer job (its own savepoint inside a group commit) for all ``statements``."""
         frozen = [Statement(s.sql, [tuple(a) for a in s.args] if s.many else tuple(s.args),
-                            s.many) for s in statements]
+                            s.many) for s in group_statements(statements)]
         await self._write("batch", "", frozen)
 
     async def execute_script(self, script: str) -> None:

@@ -337,3 +337,23 @@ async def test_write_batch_is_atomic(kv: Database) -> None:
         ])
     assert await count(kv) == 3  # "d" was rolled back with the failing statement
     await kv.write_batch([])
+
+
+async def test_write_batch_groups_same_sql_without_changing_the_outcome(kv: Database) -> None:
+    """Events' writes interleave (row, then a change that reads it, per event): grouping the
+    same SQL texts must leave each dependent statement after what it depends on."""
+    await kv.execute("CREATE TABLE log (k TEXT PRIMARY KEY, seen BIGINT NOT NULL)")
+    insert = "INSERT INTO kv (k, v) VALUES ($1, $2)"
+    copy = "INSERT INTO log (k, seen) SELECT k, v FROM kv WHERE k = $1"
+    bump = "UPDATE kv SET v = v + 100 WHERE k = $1"
+    upsert = ("INSERT INTO kv (k, v) VALUES ($1, $2)"
+              " ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+    await kv.write_batch([
+        Statement(insert, ("a", 1)), Statement(copy, ("a",)), Statement(bump, ("a",)),
+        Statement(insert, ("b", 2)), Statement(copy, ("b",)), Statement(bump, ("b",)),
+        Statement(upsert, ("c", 1)), Statement(upsert, ("c", 2)),  # the later one wins
+    ])
+    rows = await kv.fetch("SELECT k, seen FROM log ORDER BY k")
+    assert [(r["k"], r["seen"]) for r in rows] == [("a", 1), ("b", 2)]  # copied before bumps
+    rows = await kv.fetch("SELECT k, v FROM kv ORDER BY k")
+    assert [(r["k"], r["v"]) for r in rows] == [("a", 101), ("b", 102), ("c", 2)]
