@@ -17,6 +17,7 @@ from myelin.api.http.metrics import HttpMetrics
 from myelin.api.registry import all_endpoints, federation_endpoints
 from myelin.app import Services, build_services
 from myelin.config import Config
+from myelin.gc_tuning import tune_for_server
 
 log = logging.getLogger("myelin")
 
@@ -159,6 +160,7 @@ async def serve_until_signalled(config: Config, announce: bool = True) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     server = Homeserver(config)
     await server.start()
+    tune_for_server()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
