@@ -59,6 +59,7 @@ from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.incoming import IncomingEvents
+from myelin.services.rooms.joined_members import JoinedMembers
 from myelin.services.rooms.membership import MembershipService
 from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
@@ -263,7 +264,8 @@ async def build_services(config: Config) -> Services:
     incoming = IncomingEvents(timeline, event_store, state_store)
     federation_sender = FederationSender(FederationOutboxStore(db), federation_client,
                                          config.server_name)
-    distributor = RoomDistributor(federation_sender, state_store, config.server_name)
+    joined_members = JoinedMembers(state_store, timeline.stream, timeline.membership_changes)
+    distributor = RoomDistributor(federation_sender, joined_members, config.server_name)
     if config.federation.enabled:
         timeline.on_persisted.append(distributor.on_persisted)
     invites = Invites(config.server_name, signing_key, federation_client, keyring, validator,
@@ -303,7 +305,7 @@ async def build_services(config: Config) -> Services:
     if config.federation.enabled:
         room_creator.countersign_invite = joins.countersign_invite
     pusher_store, notification_store = PusherStore(db), NotificationStore(db)
-    push_delivery = PushDelivery(config.push, config.server_name, timeline, DirectoryStore(db),
+    push_delivery = PushDelivery(config.push, config.server_name, timeline, joined_members,
                                  push_rules, pusher_store, notification_store, event_store)
     timeline.on_persisted.append(push_delivery.on_persisted)
     to_device = ToDeviceService(ToDeviceStore(db), devices, event_store, timeline.stream,

@@ -2,9 +2,10 @@
 push gateway API, "Homeserver behaviour").
 
 Every event the timeline persists is queued (:meth:`PushDelivery.on_persisted` never blocks
-the writer) and evaluated in the background, ``push.concurrency`` events at once, against the
-push rules of each local member of its room except the sender (plus a local invitee, whom
-``.m.rule.invite_for_me`` is for). Each notifying result becomes a row of the ``notifications``
+the writer) and evaluated in the background by ``push.concurrency`` tasks, each taking what has
+queued up as one batch (one write of its notifications), against the push rules of each local
+member of its room except the sender (plus a local invitee, whom ``.m.rule.invite_for_me`` is
+for). Each notifying result becomes a row of the ``notifications``
 table, which serves ``GET /notifications`` and is also the pushers' durable queue: one task
 per HTTP pusher with work sends the user's notifications after the pusher's
 ``last_stream_ordering`` in order, retrying a failing gateway with exponential backoff up to
@@ -34,8 +35,8 @@ from myelin.core.push_rules import (
 from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.joined_members import JoinedMembers
 from myelin.services.rooms.timeline import Timeline
-from myelin.storage.stores.directory import DirectoryStore
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.notifications import Notification, NotificationStore
 from myelin.storage.stores.pushers import Pusher, PusherStore
@@ -49,6 +50,7 @@ POWER_LEVELS: StateKey = ("m.room.power_levels", "")
 ROOM_NAME: StateKey = ("m.room.name", "")
 CANONICAL_ALIAS: StateKey = ("m.room.canonical_alias", "")
 QUEUE_LIMIT = 10_000  # events waiting for evaluation; beyond it new ones are dropped (logged)
+EVALUATION_BATCH = 100  # queued events one evaluation task takes at a time
 BATCH = 50  # notifications a pusher reads at a time
 STALE_MS = 24 * 3600 * 1000  # older notifications are not pushed any more (as Synapse)
 RETENTION_MS = 30 * 24 * 3600 * 1000  # notifications are kept this long for /notifications
@@ -113,12 +115,12 @@ def _text(pdu: PDU | None, key: str) -> str | None:
 
 class PushDelivery:
     def __init__(self, config: PushConfig, server_name: str, timeline: Timeline,
-                 directory: DirectoryStore, push_rules: PushRuleService, pushers: PusherStore,
+                 joined_members: JoinedMembers, push_rules: PushRuleService, pushers: PusherStore,
                  notifications: NotificationStore, events: EventStore) -> None:
         self._config = config
         self._server_name = server_name
         self._timeline = timeline
-        self._directory = directory
+        self._joined_members = joined_members
         self._push_rules = push_rules
         self._pushers = pushers
         self._notifications = notifications
@@ -196,32 +198,51 @@ class PushDelivery:
 
     async def _evaluate_loop(self, queue: asyncio.Queue[tuple[PDU, int]]) -> None:
         while True:
-            pdu, stream_ordering = await queue.get()
+            # What queued up while the last batch was evaluated goes in one batch: one
+            # notifications write and one pusher lookup for many events, not one per event.
+            batch = [await queue.get()]
+            while len(batch) < EVALUATION_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             found: list[Notification] = []
             try:
-                found = await self.process_event(pdu, stream_ordering)
+                found = await self.evaluate_batch(batch)
             except Exception:
-                log.exception("push: evaluating %s failed", pdu.event_id)
+                log.exception("push: recording the notifications of %d events failed",
+                              len(batch))
             finally:
-                self._pending.discard(stream_ordering)
-                queue.task_done()
+                for _, stream_ordering in batch:
+                    self._pending.discard(stream_ordering)
+                    queue.task_done()
             if found and self._config.enabled and self._session is not None:
                 try:
-                    users = [n.user_id for n in found]
-                    for pusher in await self._pushers.list_of_kind(HTTP, users):
-                        self._wake(pusher.key, stream_ordering)
+                    newest: dict[str, int] = {}
+                    for n in found:
+                        newest[n.user_id] = max(n.stream_ordering, newest.get(n.user_id, 0))
+                    for pusher in await self._pushers.list_of_kind(HTTP, list(newest)):
+                        self._wake(pusher.key, newest[pusher.user_id])
                 except Exception:
-                    log.exception("push: waking the pushers for %s failed", pdu.event_id)
+                    log.exception("push: waking the pushers for %d events failed", len(batch))
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self._server_name
 
-    async def process_event(self, pdu: PDU, stream_ordering: int) -> list[Notification]:
-        """Evaluate ``pdu`` for its local recipients and record what notifies."""
+    async def evaluate_batch(self, batch: list[tuple[PDU, int]]) -> list[Notification]:
+        """Evaluate each (event, stream position) for its local recipients and record what
+        notifies, in one write; an event that fails to evaluate is logged and skipped."""
+        found: list[Notification] = []
+        for pdu, stream_ordering in batch:
+            try:
+                found.extend(await self._evaluate(pdu, stream_ordering))
+            except Exception:
+                log.exception("push: evaluating %s failed", pdu.event_id)
+        await self._notifications.add(found)
+        return found
+
+    async def _evaluate(self, pdu: PDU, stream_ordering: int) -> list[Notification]:
         room = await self._timeline.room(pdu.room_id)
         if room is None:
             return []
-        joined = await self._directory.joined_members(pdu.room_id)
+        joined = await self._joined_members.get(pdu.room_id)
         recipients = [u for u in joined if u != pdu.sender and self._is_local(u)]
         invitee = pdu.state_key if pdu.membership == "invite" else None
         if (pdu.type == "m.room.member" and invitee and invitee != pdu.sender
@@ -244,7 +265,6 @@ class PushDelivery:
                 found.append(Notification(user_id, stream_ordering, pdu.room_id, pdu.event_id,
                                           actions, bool(tweaks(actions).get("highlight")), ts,
                                           thread_root(pdu.content)))
-        await self._notifications.add(found)
         return found
 
     async def _prune_loop(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from myelin.core.events import PDU
-from myelin.storage.stores.state import StateStore
+from myelin.services.rooms.joined_members import JoinedMembers
 
 log = logging.getLogger("myelin.federation")
 
@@ -24,16 +24,17 @@ def server_of(user_id: str) -> str | None:
 
 
 class RoomDistributor:
-    def __init__(self, queue: PduQueue, state: StateStore, server_name: str) -> None:
+    def __init__(self, queue: PduQueue, joined_members: JoinedMembers,
+                 server_name: str) -> None:
         self._queue = queue
-        self._state = state
+        self._joined_members = joined_members
         self._server_name = server_name
         # One worker keeps the room's order: events are queued in the order they committed.
         self._pending: asyncio.Queue[PDU] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     async def destinations(self, pdu: PDU, exclude: Iterable[str] = ()) -> set[str]:
-        servers = {s for m in await self._state.joined_members(pdu.room_id)
+        servers = {s for m in await self._joined_members.get(pdu.room_id)
                    if (s := server_of(m)) is not None}
         if pdu.type == "m.room.member" and pdu.state_key:
             # A member leaving, kicked or banned is no longer joined but must hear of it.

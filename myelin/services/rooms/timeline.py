@@ -98,8 +98,9 @@ class Timeline:
         self._notifier = notifier
         self._stream = stream
         self.stream = stream  # read by the services that serve the event stream
-        # Where someone's room membership changed: lets /sync skip the device-list queries
-        # that only membership changes can answer.
+        # Where someone's room membership changed (key "*": anywhere; a room ID: that room):
+        # lets /sync skip the device-list queries that only membership changes can answer,
+        # and JoinedMembers keep a room's member list until it changes.
         self.membership_changes = StreamChanges(stream.current)
         # (position, room) of the newest allocations, so /sync finds the rooms with news in
         # (since, now] without a query; complete for windows after _recent_complete_after.
@@ -343,7 +344,7 @@ class Timeline:
                 if pdu.type == "m.room.member" and pdu.membership is not None:
                     memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
                                                                  stream)
-                    self.membership_changes.mark(stream)
+                    self._mark_membership(stream, room.room_id)
             if client_txn is not None:
                 body = b'{"event_id":"' + pdu.event_id.encode() + b'"}'
                 client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
@@ -449,7 +450,7 @@ class Timeline:
                     member = member_pdus.get(event_id)
                     if member is not None and member.membership is not None:
                         memberships[user_id] = Membership(member.membership, event_id, stream)
-                        self.membership_changes.mark(stream)
+                        self._mark_membership(stream, pdu.room_id)
             await persist_event(self._db, PersistEvent(
                 pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
                 state_group=group, new_state_group=write, current_state_changes=changes,
@@ -520,6 +521,12 @@ class Timeline:
             self._recent_complete_after = self._recent.popleft()[0]
         return stream
 
+    def _mark_membership(self, stream: int, room_id: str) -> None:
+        """Before a membership write: for /sync's device lists (any room) and for the
+        joined-member lists kept in memory (this room)."""
+        self.membership_changes.mark(stream)
+        self.membership_changes.mark(stream, room_id)
+
     def rooms_changed(self, after: int, upto: int) -> set[str] | None:
         """Rooms with an event at a position in (after, upto], from memory; None when the
         window reaches back beyond what is remembered (ask the database)."""
@@ -570,7 +577,7 @@ class Timeline:
                 " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
                 " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
                 (pdu.room_id, pdu.state_key, pdu.membership, pdu.event_id, stream)))
-            self.membership_changes.mark(stream)
+            self._mark_membership(stream, pdu.room_id)
             await self._db.write_batch(statements)
         finally:
             self._stream.finish(stream)

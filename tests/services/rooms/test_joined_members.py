@@ -1,0 +1,63 @@
+"""The in-memory joined-member lists follow joins and leaves made through the client API."""
+
+from __future__ import annotations
+
+from myelin.services.rooms.joined_members import JoinedMembers
+from myelin.storage.stores.state import StateStore
+
+from harness import RunningServer
+from harness import logged_in_user as user
+
+V3 = "/_matrix/client/v3"
+
+
+def members_of(server: RunningServer, max_rooms: int = 100) -> JoinedMembers:
+    timeline = server.services.timeline
+    return JoinedMembers(StateStore(server.services.db), timeline.stream,
+                         timeline.membership_changes, max_rooms=max_rooms)
+
+
+async def test_follows_joins_and_leaves(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    members = members_of(homeserver)
+    assert await members.get(room_id) == ("@alice:test.local",)
+    assert await members.get(room_id) == ("@alice:test.local",)  # from memory
+    assert (await bob.post(f"{V3}/join/{room_id}", {})).status == 200
+    assert sorted(await members.get(room_id)) == ["@alice:test.local", "@bob:test.local"]
+    assert (await bob.post(f"{V3}/rooms/{room_id}/leave", {})).status == 200
+    assert await members.get(room_id) == ("@alice:test.local",)
+
+
+async def test_a_change_in_another_room_keeps_the_list(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    first = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    second = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    members = members_of(homeserver)
+    await members.get(first)
+    assert (await bob.post(f"{V3}/join/{second}", {})).status == 200
+    queries = 0
+    state = members._state  # count what reaches the database
+    original = state.joined_members
+
+    async def counting(room_id: str) -> list[str]:
+        nonlocal queries
+        queries += 1
+        return await original(room_id)
+
+    state.joined_members = counting  # type: ignore[method-assign]
+    assert await members.get(first) == ("@alice:test.local",)
+    assert queries == 0
+    assert len(await members.get(second)) == 2
+    assert queries == 1
+
+
+async def test_least_recently_used_rooms_are_dropped(homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    rooms = [(await alice.post(f"{V3}/createRoom", {})).json["room_id"] for _ in range(3)]
+    members = members_of(homeserver, max_rooms=2)
+    for room_id in rooms:
+        assert await members.get(room_id) == ("@alice:test.local",)
+    assert list(members._rooms) == rooms[1:]
