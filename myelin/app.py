@@ -59,8 +59,8 @@ from myelin.services.rooms.builder import EventBuilder
 from myelin.services.rooms.creation import RoomCreator
 from myelin.services.rooms.history import HistoryService
 from myelin.services.rooms.incoming import IncomingEvents
-from myelin.services.rooms.joined_members import JoinedMembers
 from myelin.services.rooms.membership import MembershipService
+from myelin.services.rooms.membership_cache import JoinedMembers, UserMemberships
 from myelin.services.rooms.redactions import RedactionService
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.upgrade import RoomUpgrader
@@ -238,6 +238,9 @@ async def build_services(config: Config) -> Services:
                                           ("device_list_private_changes", "stream_id")),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
+    joined_members = JoinedMembers(state_store, timeline.stream, timeline.membership_changes)
+    user_memberships = UserMemberships(state_store, timeline.stream,
+                                       timeline.membership_changes)
     visibility = Visibility(state_store, timeline.get_pdus)
     relations = RelationService(RelationStore(db), event_store, state_store, visibility,
                                 timeline.get_pdus)
@@ -248,7 +251,7 @@ async def build_services(config: Config) -> Services:
     account_data = AccountDataService(AccountDataStore(db), timeline.stream, notifier)
     ephemeral = EphemeralStream()
     typing = TypingService(state_store, notifier, ephemeral)
-    presence = PresenceService(config.presence, state_store, notifier, ephemeral,
+    presence = PresenceService(config.presence, user_memberships, notifier, ephemeral,
                                config.server_name)
     push_rules = PushRuleService(
         PushRuleStore(db),  # changes reach clients as m.push_rules account data
@@ -264,7 +267,6 @@ async def build_services(config: Config) -> Services:
     incoming = IncomingEvents(timeline, event_store, state_store)
     federation_sender = FederationSender(FederationOutboxStore(db), federation_client,
                                          config.server_name)
-    joined_members = JoinedMembers(state_store, timeline.stream, timeline.membership_changes)
     distributor = RoomDistributor(federation_sender, joined_members, config.server_name)
     if config.federation.enabled:
         timeline.on_persisted.append(distributor.on_persisted)
@@ -276,7 +278,8 @@ async def build_services(config: Config) -> Services:
     spaces = SpaceService(timeline, state_store, directory, DirectoryStore(db))
     membership = MembershipService(timeline, state_store, aliases, config.server_name,
                                    profiles.member_content,
-                                   joins if config.federation.enabled else None)
+                                   joins if config.federation.enabled else None,
+                                   user_memberships=user_memberships)
     joins.authoriser = membership.restricted_join_authoriser
     if config.federation.enabled:
         remote_queries = RemoteQueries(federation_client)
@@ -353,7 +356,7 @@ async def build_services(config: Config) -> Services:
                          UnreadCounter(event_store, state_store, timeline, receipts,
                                        push_rules, notification_store,
                                        push_delivery.evaluated_upto),
-                         presence, ephemeral, to_device, e2e_keys,
+                         presence, ephemeral, to_device, e2e_keys, user_memberships,
                          bundler_for=relations.bundler_for),
         presence=presence,
         account_data=account_data,

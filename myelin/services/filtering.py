@@ -135,6 +135,12 @@ def event_matches(f: EventFilter, event: Mapping[str, Any]) -> bool:
     return True
 
 
+def excludes_every_type(f: EventFilter) -> bool:
+    """Whether ``f`` lets no event through, whatever its type (``types: []``, or ``*`` in
+    ``not_types``): a sync need not gather what it would only drop."""
+    return f.types == [] or bool(f.not_types and "*" in f.not_types)
+
+
 def room_allowed(f: RoomFilter, room_id: str) -> bool:
     if f.not_rooms and room_id in f.not_rooms:
         return False

@@ -28,7 +28,7 @@ from myelin.config import PresenceConfig
 from myelin.errors import MatrixError, forbidden, invalid_param, not_found
 from myelin.services.ephemeral import EphemeralStream
 from myelin.services.notifier import Notifier
-from myelin.storage.stores.state import StateStore
+from myelin.services.rooms.membership_cache import UserMemberships
 
 log = logging.getLogger("myelin.presence")
 
@@ -55,11 +55,11 @@ class UserPresence:
 
 
 class PresenceService:
-    def __init__(self, config: PresenceConfig, state: StateStore, notifier: Notifier,
+    def __init__(self, config: PresenceConfig, memberships: UserMemberships, notifier: Notifier,
                  stream: EphemeralStream, server_name: str) -> None:
         self.enabled = config.enabled
         self._config = config
-        self._state = state
+        self._memberships = memberships
         self._notifier = notifier
         self._stream = stream
         self._server_name = server_name
@@ -116,7 +116,7 @@ class PresenceService:
             return
         entry.presence, entry.status_msg = presence, status_msg
         entry.changed_at = self._stream.advance()
-        rooms = [r for r, m, _, _ in await self._state.get_user_memberships(user_id)
+        rooms = [r for r, m, _, _ in await self._memberships.get(user_id)
                  if m == "join"]
         self._notifier.announce_ephemeral(rooms=rooms, users=[user_id])
         if not entry.remote:
@@ -208,14 +208,16 @@ class PresenceService:
             content["status_msg"] = entry.status_msg
         return content
 
-    async def _share_a_room(self, a: str, b: str) -> bool:
+    async def _joined_rooms(self, user_id: str) -> set[str]:
+        return {r for r, m, _, _ in await self._memberships.get(user_id) if m == "join"}
+
+    async def _share_a_room(self, a: str, b: str, rooms_a: set[str] | None = None) -> bool:
+        """``rooms_a``: ``a``'s joined rooms, when the caller has them already."""
         if a == b:
             return True
-        rooms_a = {r for r, m, _, _ in await self._state.get_user_memberships(a) if m == "join"}
-        if not rooms_a:
-            return False
-        return any(r in rooms_a and m == "join"
-                   for r, m, _, _ in await self._state.get_user_memberships(b))
+        if rooms_a is None:
+            rooms_a = await self._joined_rooms(a)
+        return bool(rooms_a) and any(r in rooms_a for r in await self._joined_rooms(b))
 
     async def get_status(self, requester: str, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status (users of other servers: as their last EDU said)."""
@@ -236,10 +238,13 @@ class PresenceService:
         if not self.enabled:
             return []
         events = []
-        for subject, entry in self._users.items():
+        rooms: set[str] | None = None
+        for subject, entry in list(self._users.items()):
             if since is not None and entry.changed_at <= since:
                 continue
-            if await self._share_a_room(user_id, subject):
+            if rooms is None:
+                rooms = await self._joined_rooms(user_id)
+            if await self._share_a_room(user_id, subject, rooms):
                 events.append({"type": "m.presence", "sender": subject,
                                "content": self._content(entry)})
         return events

@@ -35,7 +35,7 @@ from myelin.core.push_rules import (
 from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.rooms.client_format import client_event
-from myelin.services.rooms.joined_members import JoinedMembers
+from myelin.services.rooms.membership_cache import JoinedMembers
 from myelin.services.rooms.timeline import Timeline
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.notifications import Notification, NotificationStore

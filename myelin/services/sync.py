@@ -19,7 +19,13 @@ from myelin.errors import MatrixError
 from myelin.services.account_data import AccountDataService
 from myelin.services.e2e_keys import E2eKeyService
 from myelin.services.ephemeral import EphemeralStream
-from myelin.services.filtering import Filter, effective_limit, event_matches, room_allowed
+from myelin.services.filtering import (
+    Filter,
+    effective_limit,
+    event_matches,
+    excludes_every_type,
+    room_allowed,
+)
 from myelin.services.notifier import Notifier
 from myelin.services.presence import PresenceService
 from myelin.services.push_rules import PushRuleService
@@ -30,6 +36,7 @@ from myelin.services.rooms.client_format import (
     no_bundler,
     serve_events,
 )
+from myelin.services.rooms.membership_cache import UserMemberships
 from myelin.services.rooms.timeline import Timeline
 from myelin.services.rooms.visibility import Visibility
 from myelin.services.to_device import ToDeviceService
@@ -83,7 +90,9 @@ class SyncService:
                  receipts: ReceiptService, push_rules: PushRuleService,
                  unread: UnreadCounter, presence: PresenceService,
                  ephemeral: EphemeralStream, to_device: ToDeviceService,
-                 e2e_keys: E2eKeyService, bundler_for: BundlerFactory = no_bundler) -> None:
+                 e2e_keys: E2eKeyService, memberships: UserMemberships,
+                 bundler_for: BundlerFactory = no_bundler) -> None:
+        self._memberships = memberships
         self._to_device = to_device
         self._e2e = e2e_keys
         self._bundler_for = bundler_for
@@ -123,7 +132,7 @@ class SyncService:
             remaining = deadline - time.monotonic()
             if has_updates or since is None or request.full_state or remaining <= 0:
                 return response
-            rooms = [r for r, m, _, _ in await self._state.get_user_memberships(request.user_id)
+            rooms = [r for r, m, _, _ in await self._memberships.get(request.user_id)
                      if m == "join"]
             if self._ephemeral.position != ephemeral_now:
                 continue  # typing/presence changed while we built: no await until the wait
@@ -155,14 +164,15 @@ class SyncService:
                                   if event_matches(request.filter.room.account_data, e)])}
         changed_rooms |= set(room_data)
         room_filter = request.filter.room
-        memberships = await self._state.get_user_memberships(request.user_id)
+        memberships = await self._memberships.get(request.user_id)
         joined = [r for r, m, _, _ in memberships if m == "join" and room_allowed(room_filter, r)]
         ephemeral: dict[str, list[dict[str, Any]]] = {}
-        for source in (self._typing.ephemeral(joined, since_ephemeral),
-                       await self._receipts.ephemeral(request.user_id, joined, since, now)):
-            for room_id, event in source.items():
-                if event_matches(room_filter.ephemeral, event):
-                    ephemeral.setdefault(room_id, []).append(event)
+        if not excludes_every_type(room_filter.ephemeral):
+            for source in (self._typing.ephemeral(joined, since_ephemeral),
+                           await self._receipts.ephemeral(request.user_id, joined, since, now)):
+                for room_id, event in source.items():
+                    if event_matches(room_filter.ephemeral, event):
+                        ephemeral.setdefault(room_id, []).append(event)
         changed_rooms |= set(ephemeral)
         for room_id, membership, event_id, at in memberships:
             if not room_allowed(room_filter, room_id) or at > now:
@@ -194,8 +204,9 @@ class SyncService:
                     or (since is None and room_filter.include_leave)):
                 leave[room_id] = await self._room(request, room_id, since, at, full=False,
                                                   left=True)
-        presence = [e for e in await self._presence.events_for(request.user_id, since_ephemeral)
-                    if event_matches(request.filter.presence, e)]
+        presence = [] if excludes_every_type(request.filter.presence) else [
+            e for e in await self._presence.events_for(request.user_id, since_ephemeral)
+            if event_matches(request.filter.presence, e)]
         changed, left = await self._e2e.device_list_changes(request.user_id, since, now)
         otk_counts = await self._e2e.one_time_key_counts(request.user_id, request.device_id)
         fallback_types = await self._e2e.unused_fallback_key_types(request.user_id,

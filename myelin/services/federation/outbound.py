@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from myelin.core.events import PDU
-from myelin.services.rooms.joined_members import JoinedMembers
+from myelin.services.rooms.membership_cache import JoinedMembers
 
 log = logging.getLogger("myelin.federation")
 

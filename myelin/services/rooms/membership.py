@@ -13,6 +13,7 @@ from myelin.core.events import PDU
 from myelin.errors import MatrixError, forbidden, not_found
 from myelin.ids import UserID
 from myelin.services.directory import RoomAlias
+from myelin.services.rooms.membership_cache import UserMemberships
 from myelin.services.rooms.timeline import CREATE, RoomState, Timeline
 from myelin.storage.stores.aliases import AliasStore
 from myelin.storage.stores.state import StateStore
@@ -44,7 +45,9 @@ POWER_LEVELS = ("m.room.power_levels", "")
 class MembershipService:
     def __init__(self, timeline: Timeline, state: StateStore, aliases: AliasStore,
                  server_name: str, member_content: MemberContent,
-                 remote: RemoteRooms | None = None) -> None:
+                 remote: RemoteRooms | None = None, *,
+                 user_memberships: UserMemberships | None = None) -> None:
+        self._user_memberships = user_memberships
         self._member_content = member_content
         self._remote = remote
         self._timeline = timeline
@@ -210,6 +213,8 @@ class MembershipService:
         if current is not None and current[0] in ("join", "invite", "knock"):
             raise MatrixError(400, "M_UNKNOWN", "Leave the room before forgetting it")
         await self._state.forget(room_id, user_id)
+        if self._user_memberships is not None:
+            self._user_memberships.forgot(user_id)
 
     async def require_joined(self, room_id: str, user_id: str) -> None:
         """403 unless ``user_id`` is joined to ``room_id`` (unknown rooms look the same)."""

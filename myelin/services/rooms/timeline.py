@@ -30,6 +30,7 @@ from myelin.core.room_versions import RoomVersion
 from myelin.errors import MatrixError, bad_json, forbidden, too_large
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
+from myelin.services.rooms.membership_cache import user_key
 from myelin.services.rooms.room_writer import QueuedEvent, RoomWriter
 from myelin.services.single_flight import SingleFlight
 from myelin.services.stream_changes import StreamChanges
@@ -98,7 +99,8 @@ class Timeline:
         self._notifier = notifier
         self._stream = stream
         self.stream = stream  # read by the services that serve the event stream
-        # Where someone's room membership changed (key "*": anywhere; a room ID: that room):
+        # Where someone's room membership changed (key "*": anywhere; a room ID: that room;
+        # membership_cache.user_key(user): that user):
         # lets /sync skip the device-list queries that only membership changes can answer,
         # and JoinedMembers keep a room's member list until it changes.
         self.membership_changes = StreamChanges(stream.current)
@@ -344,7 +346,7 @@ class Timeline:
                 if pdu.type == "m.room.member" and pdu.membership is not None:
                     memberships[pdu.state_tuple[1]] = Membership(pdu.membership, pdu.event_id,
                                                                  stream)
-                    self._mark_membership(stream, room.room_id)
+                    self._mark_membership(stream, room.room_id, pdu.state_tuple[1])
             if client_txn is not None:
                 body = b'{"event_id":"' + pdu.event_id.encode() + b'"}'
                 client_txn = ClientTransaction(client_txn.user_id, client_txn.device_id,
@@ -450,7 +452,7 @@ class Timeline:
                     member = member_pdus.get(event_id)
                     if member is not None and member.membership is not None:
                         memberships[user_id] = Membership(member.membership, event_id, stream)
-                        self._mark_membership(stream, pdu.room_id)
+                        self._mark_membership(stream, pdu.room_id, user_id)
             await persist_event(self._db, PersistEvent(
                 pdu, stream, rejected_reason=rejected_reason, soft_failed=soft_failed,
                 state_group=group, new_state_group=write, current_state_changes=changes,
@@ -521,11 +523,12 @@ class Timeline:
             self._recent_complete_after = self._recent.popleft()[0]
         return stream
 
-    def _mark_membership(self, stream: int, room_id: str) -> None:
+    def _mark_membership(self, stream: int, room_id: str, user_id: str) -> None:
         """Before a membership write: for /sync's device lists (any room) and for the
-        joined-member lists kept in memory (this room)."""
+        membership lists kept in memory (this room's members, this user's rooms)."""
         self.membership_changes.mark(stream)
         self.membership_changes.mark(stream, room_id)
+        self.membership_changes.mark(stream, user_key(user_id))
 
     def rooms_changed(self, after: int, upto: int) -> set[str] | None:
         """Rooms with an event at a position in (after, upto], from memory; None when the
@@ -577,7 +580,7 @@ class Timeline:
                 " DO UPDATE SET membership = excluded.membership, event_id = excluded.event_id,"
                 " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
                 (pdu.room_id, pdu.state_key, pdu.membership, pdu.event_id, stream)))
-            self._mark_membership(stream, pdu.room_id)
+            self._mark_membership(stream, pdu.room_id, pdu.state_key or "")
             await self._db.write_batch(statements)
         finally:
             self._stream.finish(stream)

@@ -1,8 +1,9 @@
-"""The in-memory joined-member lists follow joins and leaves made through the client API."""
+"""The membership lists kept in memory follow joins, leaves and forgets made through the
+client API."""
 
 from __future__ import annotations
 
-from myelin.services.rooms.joined_members import JoinedMembers
+from myelin.services.rooms.membership_cache import JoinedMembers, UserMemberships
 from myelin.storage.stores.state import StateStore
 
 from harness import RunningServer
@@ -60,4 +61,28 @@ async def test_least_recently_used_rooms_are_dropped(homeserver: RunningServer) 
     members = members_of(homeserver, max_rooms=2)
     for room_id in rooms:
         assert await members.get(room_id) == ("@alice:test.local",)
-    assert list(members._rooms) == rooms[1:]
+    assert list(members._rooms.values) == rooms[1:]
+
+
+async def test_user_memberships_follow_joins_leaves_and_forgets(
+        homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    # The server's own cache: the forget below must reach it through the membership service.
+    memberships: UserMemberships = homeserver.services.sync._memberships
+
+    async def rooms_of_bob() -> list[tuple[str, str]]:
+        return [(r, m) for r, m, _, _ in await memberships.get("@bob:test.local")]
+
+    assert await rooms_of_bob() == []
+    assert (await bob.post(f"{V3}/join/{room_id}", {})).status == 200
+    assert await rooms_of_bob() == [(room_id, "join")]
+    assert await rooms_of_bob() == [(room_id, "join")]  # from memory
+    assert (await bob.post(f"{V3}/rooms/{room_id}/leave", {})).status == 200
+    assert await rooms_of_bob() == [(room_id, "leave")]
+    assert (await bob.post(f"{V3}/rooms/{room_id}/forget", {})).status == 200
+    assert await rooms_of_bob() == []
+    # Alice's list was not touched by Bob's changes, and is still right.
+    assert [(r, m) for r, m, _, _ in await memberships.get("@alice:test.local")] == [
+        (room_id, "join")]
