@@ -353,7 +353,7 @@ async def build_services(config: Config) -> Services:
         membership=membership,
         sync=SyncService(event_store, state_store, timeline, visibility, notifier,
                          timeline.stream, account_data, typing, receipts, push_rules,
-                         UnreadCounter(event_store, state_store, timeline, receipts,
+                         UnreadCounter(event_store, joined_members, timeline, receipts,
                                        push_rules, notification_store,
                                        push_delivery.evaluated_upto),
                          presence, ephemeral, to_device, e2e_keys, user_memberships,

@@ -5,12 +5,12 @@ Every event the timeline persists is queued (:meth:`PushDelivery.on_persisted` n
 the writer) and evaluated in the background by ``push.concurrency`` tasks, each taking what has
 queued up as one batch (one write of its notifications), against the push rules of each local
 member of its room except the sender (plus a local invitee, whom ``.m.rule.invite_for_me`` is
-for). Each notifying result becomes a row of the ``notifications``
-table, which serves ``GET /notifications`` and is also the pushers' durable queue: one task
-per HTTP pusher with work sends the user's notifications after the pusher's
-``last_stream_ordering`` in order, retrying a failing gateway with exponential backoff up to
-``push.max_attempts`` times before giving up on that notification, and records its progress,
-so a restart resumes where it stopped. A gateway's ``rejected`` pushkeys delete the pusher.
+for). Each notifying result becomes a row of the ``notifications`` table, which serves
+``GET /notifications`` and is also the pushers' durable queue: one task per HTTP pusher with
+work sends the user's notifications after the pusher's ``last_stream_ordering`` in order,
+retrying a failing gateway with exponential backoff up to ``push.max_attempts`` times before
+giving up on that notification, and records its progress, so a restart resumes where it
+stopped. A gateway's ``rejected`` pushkeys delete the pusher.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.receipts import ReceiptService
 from myelin.services.rooms.client_format import client_event
+from myelin.services.rooms.membership_cache import JoinedMembers
 from myelin.services.rooms.timeline import Timeline
 from myelin.storage.stores.events import EventStore
 from myelin.storage.stores.notifications import NotificationStore
 from myelin.storage.stores.relations import thread_root
-from myelin.storage.stores.state import StateStore
 
 MAX_COUNTED = 200
 Counts = tuple[int, int]  # (notification_count, highlight_count)
@@ -34,14 +34,14 @@ _MAX_CACHED_POSITIONS = 100_000
 
 
 class UnreadCounter:
-    def __init__(self, events: EventStore, state: StateStore, timeline: Timeline,
+    def __init__(self, events: EventStore, joined_members: JoinedMembers, timeline: Timeline,
                  receipts: ReceiptService, push_rules: PushRuleService,
                  notifications: NotificationStore,
                  evaluated_upto: Callable[[], int | None]) -> None:
         """``evaluated_upto``: the position up to which every event's notifications are
         recorded (``PushDelivery.evaluated_upto``); None: evaluate everything here."""
         self._events = events
-        self._state = state
+        self._joined_members = joined_members
         self._timeline = timeline
         self._receipts = receipts
         self._push_rules = push_rules
@@ -96,7 +96,7 @@ class UnreadCounter:
             return []
         ruleset = await self._push_rules.ruleset(user_id)
         inputs = await room_push_inputs(self._timeline, room, [user_id],
-                                        await self._state.count_joined(room_id))
+                                        len(await self._joined_members.get(room_id)))
         found = []
         for stored in unread:
             actions = evaluate_for_user(ruleset, client_event(stored.pdu),

@@ -102,7 +102,8 @@ class Timeline:
         # Where someone's room membership changed (key "*": anywhere; a room ID: that room;
         # membership_cache.user_key(user): that user):
         # lets /sync skip the device-list queries that only membership changes can answer,
-        # and JoinedMembers keep a room's member list until it changes.
+        # and the membership caches (JoinedMembers, UserMemberships) keep their lists until
+        # a change.
         self.membership_changes = StreamChanges(stream.current)
         # (position, room) of the newest allocations, so /sync finds the rooms with news in
         # (since, now] without a query; complete for windows after _recent_complete_after.

@@ -132,13 +132,6 @@ class StateStore:
         )
         return [r["user_id"] for r in rows]
 
-    async def count_joined(self, room_id: str) -> int:
-        value = await self._db.fetchval(
-            "SELECT COUNT(*) FROM room_memberships WHERE room_id = $1 AND membership = 'join'",
-            room_id,
-        )
-        return int(value or 0)
-
     async def list_rooms_for_user(self, user_id: str, membership: str) -> list[str]:
         rows = await self._db.fetch(
             "SELECT room_id FROM room_memberships WHERE user_id = $1 AND membership = $2",
