@@ -12,6 +12,7 @@ from myelin.services.filtering import (
     canonical_filter_json,
     effective_limit,
     event_matches,
+    excludes_every_type,
     parse_filter,
     room_allowed,
 )
@@ -75,3 +76,19 @@ def test_canonical_form_ignores_key_order_and_defaults() -> None:
 def test_limits_are_capped() -> None:
     assert effective_limit(EventFilter(limit=10**9), 10) == 1000
     assert effective_limit(EventFilter(), 10) == 10
+
+
+@pytest.mark.parametrize(("raw", "drops_all"), [
+    ({"types": []}, True),
+    ({"not_types": ["*"]}, True),
+    ({"types": ["*"], "not_types": ["m.*", "*"]}, True),
+    ({}, False),
+    ({"types": ["m.presence"]}, False),
+    ({"not_types": ["m.*"]}, False),
+])
+def test_excludes_every_type(raw: dict[str, list[str]], drops_all: bool) -> None:
+    event_filter = EventFilter(**raw)
+    assert excludes_every_type(event_filter) is drops_all
+    # It never claims more than event_matches does: a filter it calls empty drops this event.
+    if drops_all:
+        assert not event_matches(event_filter, {"type": "m.presence", "sender": "@a:b"})
