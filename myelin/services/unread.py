@@ -10,11 +10,19 @@ event again per sync cost a long-polling receiver of a busy room ~1 ms per sync 
 events. At most ``MAX_COUNTED`` notifications are counted: clients show "99+" beyond that, and
 a sync's cost stays bounded however long a room went unread. Notifications older than the
 retention of ``notifications`` (30 days) no longer count.
+
+A long-polling client syncs again after every new event while its read receipt stays put, so
+the main-timeline counts of each (user, room) are kept with the read position and stream
+position they were counted for (``_Tally``); the next sync with the same read position only
+counts what came after. Re-reading up to 200 ``notifications`` rows per woken sync was ~4% of
+a sync-fanout load.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from myelin.core.push_rules import evaluate_for_user, notifies, tweaks
 from myelin.services.push_inputs import room_push_inputs
@@ -31,6 +39,17 @@ MAX_COUNTED = 200
 Counts = tuple[int, int]  # (notification_count, highlight_count)
 MAIN = ""  # the main timeline's key, as receipts name it
 _MAX_CACHED_POSITIONS = 100_000
+_MAX_TALLIES = 50_000
+_TALLY_TTL_S = 600.0  # counted again from the table now and then (retention, rule changes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """A (user, room)'s main-timeline counts after read position ``after`` up to ``upto``."""
+    after: int
+    upto: int
+    counts: Counts
+    counted_at: float  # time.monotonic()
 
 
 class UnreadCounter:
@@ -49,6 +68,7 @@ class UnreadCounter:
         self._evaluated_upto = evaluated_upto
         # Stream positions of read-receipt targets (a timeline event's never changes).
         self._positions: dict[str, int] = {}
+        self._tallies: dict[tuple[str, str], _Tally] = {}
 
     async def counts(self, user_id: str, room_id: str, upto: int, threaded: bool = False, *,
                      joined_at: int) -> tuple[Counts, dict[str, Counts]]:
@@ -61,15 +81,9 @@ class UnreadCounter:
             after = joined_at
         if after >= upto:
             return (0, 0), {}
-        evaluated = self._evaluated_upto()
-        recorded_upto = after if evaluated is None else max(after, min(evaluated, upto))
-        # (position, highlight, thread or MAIN), newest first
-        found = await self._evaluate(user_id, room_id, recorded_upto, upto, threaded)
-        if recorded_upto > after and len(found) < MAX_COUNTED:
-            rows = await self._notifications.in_room(user_id, room_id, after, recorded_upto,
-                                                     MAX_COUNTED - len(found))
-            found += [(pos, high, (thread or MAIN) if threaded else MAIN)
-                      for pos, high, thread in rows]
+        if not threaded:
+            return await self._main_counts(user_id, room_id, after, upto), {}
+        found = await self._found(user_id, room_id, after, upto, threaded)
         read_upto = {MAIN: after}
         totals: dict[str, list[int]] = {}
         for position, highlight, key in found:
@@ -82,6 +96,48 @@ class UnreadCounter:
             counts[1] += highlight
         main = totals.pop(MAIN, [0, 0])
         return (main[0], main[1]), {root: (n, h) for root, (n, h) in totals.items()}
+
+    async def _main_counts(self, user_id: str, room_id: str, after: int, upto: int) -> Counts:
+        """Counts of (after, upto]: the last tally for this read position plus what came
+        since, when there is one (and the sum stays within ``MAX_COUNTED``, beyond which only
+        the newest count), else counted afresh."""
+        key = (user_id, room_id)
+        tally = self._tallies.get(key)
+        now = time.monotonic()
+        if (tally is not None and tally.after == after and tally.upto <= upto
+                and now - tally.counted_at < _TALLY_TTL_S):
+            if tally.upto == upto:
+                return tally.counts
+            found = await self._found(user_id, room_id, tally.upto, upto, False)
+            notified = tally.counts[0] + len(found)
+            if notified <= MAX_COUNTED:
+                counts = (notified, tally.counts[1] + sum(high for _, high, _ in found))
+                self._remember(key, _Tally(after, upto, counts, tally.counted_at))
+                return counts
+        found = await self._found(user_id, room_id, after, upto, False)
+        counts = (len(found), sum(high for _, high, _ in found))
+        self._remember(key, _Tally(after, upto, counts, now))
+        return counts
+
+    def _remember(self, key: tuple[str, str], tally: _Tally) -> None:
+        if len(self._tallies) >= _MAX_TALLIES and key not in self._tallies:
+            self._tallies.clear()
+        self._tallies[key] = tally
+
+    async def _found(self, user_id: str, room_id: str, after: int, upto: int,
+                     threaded: bool) -> list[tuple[int, bool, str]]:
+        """(position, highlight, thread or MAIN) of the user's notifying events in (after,
+        upto], newest first, at most ``MAX_COUNTED``: recorded ones from the table, the rest
+        evaluated here."""
+        evaluated = self._evaluated_upto()
+        recorded_upto = after if evaluated is None else max(after, min(evaluated, upto))
+        found = await self._evaluate(user_id, room_id, recorded_upto, upto, threaded)
+        if recorded_upto > after and len(found) < MAX_COUNTED:
+            rows = await self._notifications.in_room(user_id, room_id, after, recorded_upto,
+                                                     MAX_COUNTED - len(found))
+            found += [(pos, high, (thread or MAIN) if threaded else MAIN)
+                      for pos, high, thread in rows]
+        return found
 
     async def _evaluate(self, user_id: str, room_id: str, after: int, upto: int,
                         threaded: bool) -> list[tuple[int, bool, str]]:

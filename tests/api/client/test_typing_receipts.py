@@ -187,3 +187,57 @@ async def test_unread_counts_keep_what_the_rules_said_when_the_event_came(
     counts = (await bob.get(f"{V3}/sync")).json["rooms"]["join"][room_id][
         "unread_notifications"]
     assert counts == {"notification_count": 1, "highlight_count": 0}
+
+
+async def _unread(client: Client, room_id: str) -> dict[str, int]:
+    body = (await client.get(f"{V3}/sync")).json
+    return body["rooms"]["join"][room_id]["unread_notifications"]
+
+
+@pytest.mark.parametrize("evaluated", [False, True], ids=["fresh", "evaluated"])
+async def test_unread_counts_grow_with_each_sync_and_restart_at_the_receipt(
+        homeserver: RunningServer, evaluated: bool) -> None:
+    # Between receipts, each sync adds what came since the last one to the kept tally.
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = await shared_room(alice, bob)
+    expected, highlights, last = 0, 0, ""
+    for i in range(4):
+        content: dict = {"msgtype": "m.text", "body": f"m{i}"}
+        if i == 2:
+            content["m.mentions"] = {"user_ids": ["@bob:test.local"]}
+            highlights += 1
+        last = (await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/{i}",
+                                    content)).json["event_id"]
+        expected += 1
+        if evaluated:
+            await notified(bob, expected)
+        assert await _unread(bob, room_id) == {"notification_count": expected,
+                                               "highlight_count": highlights}
+        assert await _unread(bob, room_id) == {"notification_count": expected,
+                                               "highlight_count": highlights}
+    await bob.post(f"{V3}/rooms/{room_id}/receipt/m.read/{last}", {})
+    assert await _unread(bob, room_id) == {"notification_count": 0, "highlight_count": 0}
+    await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/after",
+                        {"msgtype": "m.text", "body": "after"})
+    assert await _unread(bob, room_id) == {"notification_count": 1, "highlight_count": 0}
+
+
+async def test_unread_counts_stop_at_the_cap_when_added_up(
+        homeserver: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from myelin.services import unread
+
+    monkeypatch.setattr(unread, "MAX_COUNTED", 3)
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = await shared_room(alice, bob)
+    for i in range(2):
+        await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/{i}",
+                            {"msgtype": "m.text", "body": f"m{i}"})
+    assert (await _unread(bob, room_id))["notification_count"] == 2
+    for i in range(2, 5):
+        await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/{i}",
+                            {"msgtype": "m.text", "body": f"m{i}",
+                             "m.mentions": {"user_ids": ["@bob:test.local"]}})
+    # Only the newest three count: all of them mentions.
+    assert await _unread(bob, room_id) == {"notification_count": 3, "highlight_count": 3}
