@@ -23,6 +23,7 @@ import nacl.signing
 
 from myelin.core.signing import SignatureError, decode_base64, verify_json
 from myelin.errors import MatrixError, bad_json, invalid_param
+from myelin.services.e2e_key_counts import E2eKeyCounts, KeyCounts
 from myelin.services.notifier import Notifier
 from myelin.services.stream_changes import StreamChanges
 from myelin.storage.database import Statement
@@ -163,6 +164,7 @@ class E2eKeyService:
         self._changes = changes
         self._server_name = server_name
         self._membership_changes = membership_changes
+        self._key_counts = E2eKeyCounts(store)
         # Set by the composition root when federating. Without a publisher nobody else is
         # told of changes; without remote lists, remote users are left out of queries.
         self.publisher: DeviceListPublisher | None = None
@@ -171,8 +173,9 @@ class E2eKeyService:
     async def devices_removed(self, user_id: str, device_ids: list[str]) -> None:
         """Deleted devices take their keys with them, and everyone sharing a room hears of
         the change (their clients stop encrypting for those devices)."""
-        await self._changes.write(user_id, self._store.delete_device_statements(user_id,
-                                                                                device_ids))
+        async with self._key_counts.writing(user_id, device_ids):
+            await self._changes.write(user_id,
+                                      self._store.delete_device_statements(user_id, device_ids))
         if self.publisher is not None:
             await self.publisher.devices_changed(user_id, device_ids)
 
@@ -225,7 +228,8 @@ class E2eKeyService:
                 statements.append(
                     self._store.put_fallback_key(user_id, device_id, algorithm, key_id, key))
         if statements:
-            await self._changes.write(user_id, statements, announce=keys_changed)
+            async with self._key_counts.writing(user_id, [device_id]):
+                await self._changes.write(user_id, statements, announce=keys_changed)
         if keys_changed and self.publisher is not None:
             await self.publisher.devices_changed(user_id, [device_id])
         return await self._store.count_one_time_keys(user_id, device_id)
@@ -349,9 +353,10 @@ class E2eKeyService:
                            claimed: dict[str, dict[str, dict[str, Any]]]) -> None:
         """One-time keys first; a device out of them hands out its fallback key."""
         for device_id, algorithm in devices.items():
-            found = await self._store.claim_one_time_key(user_id, device_id, algorithm)
-            if found is None:
-                found = await self._store.claim_fallback_key(user_id, device_id, algorithm)
+            async with self._key_counts.writing(user_id, [device_id]):
+                found = await self._store.claim_one_time_key(user_id, device_id, algorithm)
+                if found is None:
+                    found = await self._store.claim_fallback_key(user_id, device_id, algorithm)
             if found is not None:
                 key_id, key = found
                 claimed.setdefault(user_id, {}).setdefault(device_id, {})[
@@ -418,11 +423,10 @@ class E2eKeyService:
 
     # -- for /sync --
 
-    async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
-        return await self._store.count_one_time_keys(user_id, device_id)
-
-    async def unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        return await self._store.unused_fallback_algorithms(user_id, device_id)
+    async def key_counts(self, user_id: str, device_id: str) -> KeyCounts:
+        """(one-time key counts per algorithm, unused fallback key types) of the device; the
+        caller must not modify them."""
+        return await self._key_counts.get(user_id, device_id)
 
     async def device_list_changes(self, user_id: str, since_stream: int | None,
                                   upto: int) -> tuple[list[str], list[str]]:

@@ -208,9 +208,8 @@ class SyncService:
             e for e in await self._presence.events_for(request.user_id, since_ephemeral)
             if event_matches(request.filter.presence, e)]
         changed, left = await self._e2e.device_list_changes(request.user_id, since, now)
-        otk_counts = await self._e2e.one_time_key_counts(request.user_id, request.device_id)
-        fallback_types = await self._e2e.unused_fallback_key_types(request.user_id,
-                                                                   request.device_id)
+        otk_counts, fallback_types = await self._e2e.key_counts(request.user_id,
+                                                                request.device_id)
         has_updates = bool(join or invite or knock or leave or global_data or presence
                            or to_device or changed or left)
         response = {

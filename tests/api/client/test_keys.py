@@ -153,6 +153,14 @@ async def test_conflicting_reuploads(homeserver: RunningServer) -> None:
     assert stored[alice.device_id]["keys"] == keys["keys"]
 
 
+async def otk_counts(services: Any, who: Any) -> dict[str, int]:
+    return (await services.e2e_keys.key_counts(who.user_id, who.device_id))[0]
+
+
+async def fallback_types(services: Any, who: Any) -> list[str]:
+    return (await services.e2e_keys.key_counts(who.user_id, who.device_id))[1]
+
+
 async def test_claim_exhaustion_then_fallback(homeserver: RunningServer) -> None:
     alice = await device(homeserver, "alice")
     bob = await device(homeserver, "bob")
@@ -165,8 +173,7 @@ async def test_claim_exhaustion_then_fallback(homeserver: RunningServer) -> None
                           "signed_curve25519:A2": alice.otk(2)},
         "fallback_keys": {"signed_curve25519:F1": fallback},
     })).status == 200
-    assert await services.e2e_keys.unused_fallback_key_types(
-        alice.user_id, alice.device_id) == ["signed_curve25519"]
+    assert await fallback_types(services, alice) == ["signed_curve25519"]
 
     async def claim() -> dict[str, Any]:
         response = await bob.client.post(f"{V3}/keys/claim", {"one_time_keys": {
@@ -180,20 +187,17 @@ async def test_claim_exhaustion_then_fallback(homeserver: RunningServer) -> None
     assert sorted(k for c in claimed for k in c) == ["signed_curve25519:A1",
                                                      "signed_curve25519:A2"]
     assert claimed[0] != claimed[1]
-    assert await services.e2e_keys.one_time_key_counts(alice.user_id, alice.device_id) == {}
+    assert await otk_counts(services, alice) == {}
     # Exhausted: the fallback key, now marked used, and handed out again until replaced.
     for _ in range(2):
         got = await claim()
         assert got == {alice.user_id: {alice.device_id: {"signed_curve25519:F1": fallback}}}
-    assert await services.e2e_keys.unused_fallback_key_types(alice.user_id,
-                                                             alice.device_id) == []
+    assert await fallback_types(services, alice) == []
     # Re-uploading the same fallback key keeps it used; a new one is unused.
     await upload(alice, {"fallback_keys": {"signed_curve25519:F1": fallback}})
-    assert await services.e2e_keys.unused_fallback_key_types(alice.user_id,
-                                                             alice.device_id) == []
+    assert await fallback_types(services, alice) == []
     await upload(alice, {"fallback_keys": {"signed_curve25519:F2": fallback}})
-    assert await services.e2e_keys.unused_fallback_key_types(
-        alice.user_id, alice.device_id) == ["signed_curve25519"]
+    assert await fallback_types(services, alice) == ["signed_curve25519"]
     # Nothing at all for a device without keys.
     empty = await bob.client.post(f"{V3}/keys/claim", {"one_time_keys": {
         bob.user_id: {bob.device_id: "signed_curve25519"}}})
@@ -278,3 +282,32 @@ async def test_logout_removes_the_device_keys_and_announces_it(homeserver) -> No
     rows = await homeserver.services.db.fetch(
         "SELECT device_id FROM e2e_device_keys WHERE user_id = '@kbob:test.local'")
     assert rows == []
+
+
+async def test_sync_key_counts_follow_uploads_and_claims(homeserver: RunningServer) -> None:
+    alice = await device(homeserver, "alice")
+    bob = await device(homeserver, "bob")
+
+    async def counts() -> tuple[Any, Any]:
+        body = (await alice.client.get(f"{V3}/sync?timeout=0")).json
+        return body["device_one_time_keys_count"], body["device_unused_fallback_key_types"]
+
+    async def claim() -> None:
+        response = await bob.client.post(f"{V3}/keys/claim", {"one_time_keys": {
+            alice.user_id: {alice.device_id: "signed_curve25519"}}})
+        assert response.status == 200
+
+    assert await counts() == ({}, [])
+    fallback = alice.sign({**alice.otk(9), "fallback": True})
+    await upload(alice, {"device_keys": alice.device_keys(),
+                         "one_time_keys": {"signed_curve25519:A1": alice.otk(1),
+                                           "signed_curve25519:A2": alice.otk(2)},
+                         "fallback_keys": {"signed_curve25519:F1": fallback}})
+    assert await counts() == ({"signed_curve25519": 2}, ["signed_curve25519"])
+    await claim()
+    assert await counts() == ({"signed_curve25519": 1}, ["signed_curve25519"])
+    await claim()
+    await claim()  # out of one-time keys: the fallback key is used
+    assert await counts() == ({}, [])
+    await upload(alice, {"one_time_keys": {"signed_curve25519:A3": alice.otk(3)}})
+    assert await counts() == ({"signed_curve25519": 1}, [])

@@ -201,7 +201,7 @@ async def test_unread_counts_grow_with_each_sync_and_restart_at_the_receipt(
     alice = await user(homeserver, "alice")
     bob = await user(homeserver, "bob")
     room_id = await shared_room(alice, bob)
-    expected, highlights, last = 0, 0, ""
+    highlights, last = 0, ""
     for i in range(4):
         content: dict = {"msgtype": "m.text", "body": f"m{i}"}
         if i == 2:
@@ -209,7 +209,7 @@ async def test_unread_counts_grow_with_each_sync_and_restart_at_the_receipt(
             highlights += 1
         last = (await alice.request("PUT", f"{V3}/rooms/{room_id}/send/m.room.message/{i}",
                                     content)).json["event_id"]
-        expected += 1
+        expected = i + 1
         if evaluated:
             await notified(bob, expected)
         assert await _unread(bob, room_id) == {"notification_count": expected,
