@@ -69,7 +69,7 @@ class BufferedHandler(logging.handlers.MemoryHandler):
             return
         lines = []
         for record in records:
-            if record.levelno < target.level:
+            if record.levelno < target.level or not target.filter(record):
                 continue
             try:
                 lines.append(target.format(record) + target.terminator)

@@ -232,7 +232,8 @@ class E2eKeyService:
                 await self._changes.write(user_id, statements, announce=keys_changed)
         if keys_changed and self.publisher is not None:
             await self.publisher.devices_changed(user_id, [device_id])
-        return await self._store.count_one_time_keys(user_id, device_id)
+        counts, _ = await self._key_counts.get(user_id, device_id)  # the next /sync's too
+        return dict(counts)
 
     def _check_device_keys(self, user_id: str, device_id: str, keys: Any) -> dict[str, Any]:
         if not isinstance(keys, dict):
