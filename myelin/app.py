@@ -77,6 +77,7 @@ from myelin.services.voip import VoipService
 from myelin.signing_key import SigningKey, load_or_create
 from myelin.storage.database import Database, connect_database
 from myelin.storage.migrations import migrate
+from myelin.storage.planner_statistics import PlannerStatistics
 from myelin.storage.sequences import StreamPositions
 from myelin.storage.stores.account_data import AccountDataStore
 from myelin.storage.stores.aliases import AliasStore
@@ -155,6 +156,7 @@ class Services:
     thumbnails: ThumbnailService
     url_previews: UrlPreviewService
     media_retention: MediaRetention
+    planner_statistics: PlannerStatistics
     federation_client: FederationClient
     keyring: Keyring
     federation_auth: FederationAuthenticator
@@ -392,6 +394,7 @@ async def build_services(config: Config) -> Services:
                                        make_fetcher(config.url_preview),
                                        max_image_pixels=config.media.max_image_pixels),
         media_retention=MediaRetention(media_store, blobs, config.media, config.server_name),
+        planner_statistics=PlannerStatistics(db),
         federation_client=federation_client,
         keyring=keyring,
         federation_auth=FederationAuthenticator(keyring, config.server_name),

@@ -57,6 +57,7 @@ class Homeserver:
         if removed := self.services.media.blobs.clear_staging():
             log.info("removed %d partial uploads left by an earlier run", removed)
         self.services.media_retention.start()
+        await self.services.planner_statistics.start()
         metrics = HttpMetrics() if config.metrics.enabled else None
         grace = config.listen.shutdown_grace_seconds
         try:
@@ -112,6 +113,7 @@ class Homeserver:
             self.services.typing.close()
             await self.services.presence.stop()
             await self.services.media_retention.stop()
+            await self.services.planner_statistics.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -148,14 +148,23 @@ class RelationService:
                 roots.append(stored)
         if not targets:
             return {}
-        threads = await self._threads(roots, user_id)
+        kinds = await self._store.relation_types(list(targets))
+        if not kinds:
+            return {}  # the usual page: nothing relates to any of its events
+        threads = await self._threads([r for r in roots if THREAD in kinds.get(
+            r.pdu.event_id, ())], user_id)
         # The latest thread event is served with its own aggregations (never a thread: it is
         # a thread event itself, so this does not recurse further).
         inner = dict(targets)
+        latest_ids = [latest.pdu.event_id for _, latest, _ in threads.values()]
         inner.update((latest.pdu.event_id, latest) for _, latest, _ in threads.values())
-        edits = await self._edits([e for e in inner.values() if e.redacted_by is None],
-                                  user_id)
-        references = await self._references(list(inner), user_id)
+        if latest_ids:
+            kinds.update(await self._store.relation_types(latest_ids))
+        edits = await self._edits([e for event_id, e in inner.items() if e.redacted_by is None
+                                   and "m.replace" in kinds.get(event_id, ())], user_id)
+        references = await self._references(
+            [event_id for event_id in inner if "m.reference" in kinds.get(event_id, ())],
+            user_id)
         viewer = (user_id, device_id) if device_id else None
         served_edits = dict(zip(edits, await serve_events(list(edits.values()), viewer,
                                                           self._get_pdus), strict=True))
@@ -231,6 +240,8 @@ class RelationService:
         return out
 
     async def _references(self, parent_ids: list[str], user_id: str) -> dict[str, list[str]]:
+        if not parent_ids:
+            return {}
         pairs = await self._store.references(parent_ids)
         found = await self._events.get_events(child for _, child in pairs)
         checker = _VisibilityMemo(self._visibility, user_id)

@@ -97,19 +97,24 @@ class HistoryService:
         cursor, exhausted = position, False
         backfills = 0
         while len(chunk) < limit and not exhausted:
-            wanted = limit * _FETCH_SLACK
+            # The first batch is just the page and one more (whether the room goes on):
+            # usually every event is shown, and decoding rows is most of a page's cost.
+            # Later batches, after visibility or the filter dropped some, fetch more.
+            missing = limit - len(chunk)
+            wanted = missing + 1 if cursor == position else missing * _FETCH_SLACK + 1
             fetched = await self._events.get_room_events_by_topology(
                 room_id, cursor, backwards=backwards, limit=wanted)
             batch = [e for e in fetched if stop is None or _within(e, stop, backwards)]
             exhausted = len(batch) < wanted  # the room (or the `to` token) ends in this batch
-            for stored in batch:
+            for index, stored in enumerate(batch):
                 key = (stored.pdu.depth, stored.stream_ordering)
                 cursor = (key[0], key[1] - 1) if backwards else key
                 if await self._visibility.is_visible(user_id, stored) and \
                         event_matches(room_filter, client_event(stored.pdu)):
                     chunk.append(stored)
                     if len(chunk) == limit:
-                        exhausted = False
+                        # Another page follows unless this was the last event there is.
+                        exhausted = exhausted and index == len(batch) - 1
                         break
             if exhausted and backwards and stop is None and self.backfill is not None \
                     and backfills < 3:

@@ -108,10 +108,12 @@ class EventStore:
         before ``position``, newest first; otherwise those after it, oldest first."""
         depth, stream = position
         if backwards:
-            where = "(e.depth < $2 OR (e.depth = $2 AND e.stream_ordering <= $3))"
+            # A row-value bound is an index condition on (room_id, depth, stream_ordering),
+            # so the scan starts at the position instead of filtering from the room's end.
+            where = "(e.depth, e.stream_ordering) <= ($2, $3)"
             order = "DESC"
         else:
-            where = "(e.depth > $2 OR (e.depth = $2 AND e.stream_ordering > $3))"
+            where = "(e.depth, e.stream_ordering) > ($2, $3)"
             order = "ASC"
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"

@@ -65,6 +65,25 @@ async def test_forwards_and_default_from(homeserver: RunningServer) -> None:
     assert forwards[0]["chunk"][0]["type"] == "m.room.create"
 
 
+async def test_a_page_ending_at_the_room_start_has_no_end_token(
+        homeserver: RunningServer) -> None:
+    # Each batch is read as the page plus one more row: a page holding exactly the room's
+    # oldest events must still say that nothing comes before them.
+    alice = await user(homeserver, "alice")
+    room_id, ids = await room_with_messages(alice, 7)
+    everything = (await alice.get(f"{V3}/rooms/{room_id}/messages?dir=b&limit=100")).json
+    total = len(everything["chunk"])
+    assert "end" not in everything
+    exact = (await alice.get(f"{V3}/rooms/{room_id}/messages?dir=b&limit={total}")).json
+    assert len(exact["chunk"]) == total and "end" not in exact
+    short = (await alice.get(f"{V3}/rooms/{room_id}/messages?dir=b&limit={total - 1}")).json
+    assert len(short["chunk"]) == total - 1 and "end" in short
+    rest = (await alice.get(f"{V3}/rooms/{room_id}/messages?dir=b&limit=5"
+                            f"&from={quote(short['end'])}")).json
+    assert [e["type"] for e in rest["chunk"]] == ["m.room.create"] and "end" not in rest
+    assert [e["event_id"] for e in exact["chunk"][:7]] == list(reversed(ids))
+
+
 async def test_filter_and_to_token(homeserver: RunningServer) -> None:
     alice = await user(homeserver, "alice")
     room_id, ids = await room_with_messages(alice, 6)
