@@ -117,7 +117,7 @@ class HistoryService:
                         exhausted = exhausted and index == len(batch) - 1
                         break
             if exhausted and backwards and stop is None and self.backfill is not None \
-                    and backfills < 3:
+                    and backfills < 3 and not _starts_room(batch):
                 # The start of what this server holds: ask the room's other servers for more.
                 backfills += 1
                 exhausted = await self.backfill(room_id, max(limit - len(chunk), 20)) == 0
@@ -192,6 +192,13 @@ class HistoryService:
         state = await self._state.get_current_state(room_id)
         ids = [state[("m.room.member", u)] for u in senders if ("m.room.member", u) in state]
         return [client_event(p) for p in (await self._timeline.get_pdus(ids)).values()]
+
+
+def _starts_room(batch: list[StoredEvent]) -> bool:
+    """Whether the batch reached the room's create event, before which nothing exists on
+    any server (so there is nothing to backfill)."""
+    return bool(batch) and batch[-1].pdu.type == "m.room.create" and \
+        batch[-1].pdu.state_key == ""
 
 
 def _within(stored: StoredEvent, stop: tuple[int, int], backwards: bool) -> bool:
