@@ -155,11 +155,10 @@ class RelationService:
             r.pdu.event_id, ())], user_id)
         # The latest thread event is served with its own aggregations (never a thread: it is
         # a thread event itself, so this does not recurse further).
-        inner = dict(targets)
-        latest_ids = [latest.pdu.event_id for _, latest, _ in threads.values()]
-        inner.update((latest.pdu.event_id, latest) for _, latest, _ in threads.values())
-        if latest_ids:
-            kinds.update(await self._store.relation_types(latest_ids))
+        latest_by_id = {latest.pdu.event_id: latest for _, latest, _ in threads.values()}
+        inner = {**targets, **latest_by_id}
+        if latest_by_id:
+            kinds.update(await self._store.relation_types(list(latest_by_id)))
         edits = await self._edits([e for event_id, e in inner.items() if e.redacted_by is None
                                    and "m.replace" in kinds.get(event_id, ())], user_id)
         references = await self._references(

@@ -46,7 +46,8 @@ class PlannerStatistics:
         log.warning("PostgreSQL's autovacuum is off: Myelin will ANALYZE its own tables "
                     "when they change, but dead rows pile up until you VACUUM; turn "
                     "autovacuum on for production")
-        await self.analyze_stale()
+        # The first round runs at once, in the task: a large database's ANALYZE must not
+        # hold up the server's start, nor a failing one abort it.
         self._task = asyncio.create_task(self._loop(), name="planner-statistics")
 
     async def analyze_stale(self) -> list[str]:
@@ -62,11 +63,11 @@ class PlannerStatistics:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
             try:
                 await self.analyze_stale()
             except Exception:  # a failed round is retried at the next one
                 log.exception("updating planner statistics failed")
+            await asyncio.sleep(self._interval)
 
     async def stop(self) -> None:
         if self._task is not None:

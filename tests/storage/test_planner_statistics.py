@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from myelin.storage.database import Database
 from myelin.storage.planner_statistics import PlannerStatistics
 
@@ -66,3 +68,30 @@ async def test_the_loop_analyzes_what_changes_while_it_runs(db: Database) -> Non
             await asyncio.sleep(0.1)
     finally:
         await statistics.stop()
+
+
+async def test_a_failed_round_is_logged_and_the_next_one_runs(
+        db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    if db.engine != "postgresql" or await db.fetchval(
+            "SELECT current_setting('autovacuum') = 'on'"):
+        return  # the loop only runs where autovacuum does not
+    statistics = PlannerStatistics(db, interval=0.05)
+    rounds: list[str] = []
+    real_round = statistics.analyze_stale
+
+    async def flaky_round() -> list[str]:
+        rounds.append("round")
+        if len(rounds) == 1:
+            raise RuntimeError("the database went away for a moment")
+        return await real_round()
+
+    statistics.analyze_stale = flaky_round  # type: ignore[method-assign]
+    await statistics.start()  # the failing first round must not fail the start
+    try:
+        deadline = time.monotonic() + 5
+        while len(rounds) < 3:
+            assert time.monotonic() < deadline, "the loop stopped after a failed round"
+            await asyncio.sleep(0.05)
+    finally:
+        await statistics.stop()
+    assert "updating planner statistics failed" in caplog.text

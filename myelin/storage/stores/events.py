@@ -38,6 +38,17 @@ def _stored(row: Row) -> StoredEvent:
                        row["txn_id"], row["redacted_by"])
 
 
+def topological_bound(backwards: bool, first: int) -> tuple[str, str]:
+    """SQL bound and order of a topological page from (depth, stream) = (``$first``,
+    ``$first+1``): at or before it backwards, strictly after it forwards. A row-value bound
+    is an index condition on (room_id, depth, stream_ordering) on both engines, so the scan
+    starts at the position instead of filtering from the room's end."""
+    d, s = f"${first}", f"${first + 1}"
+    if backwards:
+        return f"(e.depth, e.stream_ordering) <= ({d}, {s})", "DESC"
+    return f"(e.depth, e.stream_ordering) > ({d}, {s})", "ASC"
+
+
 class EventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -107,14 +118,7 @@ class EventStore:
         """Timeline events ordered by (depth, stream_ordering): with ``backwards``, those at or
         before ``position``, newest first; otherwise those after it, oldest first."""
         depth, stream = position
-        if backwards:
-            # A row-value bound is an index condition on (room_id, depth, stream_ordering),
-            # so the scan starts at the position instead of filtering from the room's end.
-            where = "(e.depth, e.stream_ordering) <= ($2, $3)"
-            order = "DESC"
-        else:
-            where = "(e.depth, e.stream_ordering) > ($2, $3)"
-            order = "ASC"
+        where, order = topological_bound(backwards, 2)
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM events e JOIN rooms r ON r.room_id = e.room_id"
             f" WHERE e.room_id = $1 AND {where}"

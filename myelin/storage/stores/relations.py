@@ -15,6 +15,7 @@ from typing import Any
 
 from myelin.core.events import PDU
 from myelin.storage.database import Database, Row, Statement
+from myelin.storage.stores.events import topological_bound
 
 THREAD = "m.thread"
 _LIVE = "NOT EXISTS (SELECT 1 FROM redactions x WHERE x.redacts = r.event_id)"
@@ -85,15 +86,6 @@ def relation_statements(pdu: PDU, stream_ordering: int, *, in_timeline: bool,
     return out
 
 
-def _after(backwards: bool, first: int) -> tuple[str, str]:
-    """Topological bound and order: at or before ``$first``/``$first+1`` (depth, stream)
-    when paginating backwards, strictly after it otherwise."""
-    d, s = f"${first}", f"${first + 1}"
-    if backwards:
-        return f"(e.depth, e.stream_ordering) <= ({d}, {s})", "DESC"
-    return f"(e.depth, e.stream_ordering) > ({d}, {s})", "ASC"
-
-
 class RelationStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -136,7 +128,7 @@ class RelationStore:
         if event_type is not None:
             args.append(event_type)
             source += f" AND e.type = ${len(args)}"
-        bound, order = _after(backwards, len(args) + 1)
+        bound, order = topological_bound(backwards, len(args) + 1)
         args += [*position, limit]
         rows = await self._db.fetch(
             f"{source} AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
