@@ -7,9 +7,9 @@ an empty result means "do not notify". :func:`notifies` and :func:`tweaks` read 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from myelin.core.push_conditions import (
     PushContext,
@@ -25,6 +25,8 @@ __all__ = [
     "KINDS",
     "MASTER_RULE_ID",
     "ConditionMemo",
+    "EventEvaluation",
+    "Outcome",
     "PushContext",
     "PushRule",
     "RuleSetting",
@@ -103,14 +105,20 @@ class Ruleset:
     """A user's ``global`` ruleset: per kind, the rules most important first."""
 
     by_kind: Mapping[str, tuple[PushRule, ...]]
+    # The user whose ruleset this is, when known: it makes ``template`` possible.
+    owner: str | None = field(default=None, compare=False)
     # Whether an enabled rule reads the recipient's display name: if none does, evaluation
     # need not look up the recipient's membership event.
     uses_display_name: bool = field(default=False, init=False, compare=False, repr=False)
+    # The rules with the owner's user ID abstracted (see ``_template``): recipients whose
+    # rulesets share a template get the same actions on an event that names none of them.
+    template: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uses_display_name", any(
             rule.enabled and c.get("kind") == "contains_display_name"
             for rule in self for c in rule.conditions))
+        object.__setattr__(self, "template", _template(self))
 
     def __iter__(self) -> Iterator[PushRule]:
         """Every rule in evaluation order."""
@@ -216,7 +224,7 @@ def build_ruleset(user_id: str, user_rules: Iterable[PushRule],
         first = [r for r in adjusted if r.rule_id == MASTER_RULE_ID]
         rest = [r for r in adjusted if r.rule_id != MASTER_RULE_ID]
         by_kind[kind] = (*first, *own[kind], *rest)
-    return Ruleset(by_kind)
+    return Ruleset(by_kind, owner=user_id)
 
 
 # --- Evaluation ---
@@ -274,6 +282,95 @@ def evaluate_for_user(ruleset: Ruleset, event: Mapping[str, Any],
     if event.get("sender") == context.user_id:
         return []
     return evaluate(ruleset, event, context, memo) or []
+
+
+class _Owner:
+    """Stands for the ruleset's owner in a template; its repr is no JSON value's repr."""
+
+    def __repr__(self) -> str:
+        return "<owner>"
+
+
+_OWNER = _Owner()
+
+
+def _template(ruleset: Ruleset) -> str | None:
+    """The ruleset as a function of its owner: every condition value equal to the owner's
+    user ID (the default rules' ``invite_for_me`` and ``is_user_mention``) becomes a
+    placeholder. ``None`` when sharing would not be sound: no known owner, an owner ID with
+    glob characters (its pattern could match other text), or a rule reading the display
+    name (which differs per recipient)."""
+    owner = ruleset.owner
+    if owner is None or ruleset.uses_display_name or "*" in owner or "?" in owner:
+        return None
+    return repr(tuple(
+        (rule.kind, rule.rule_id, rule.enabled, rule.actions, rule.pattern,
+         tuple(tuple((k, _OWNER if v == owner else v) for k, v in c.items())
+               for c in rule.conditions))
+        for rule in ruleset))
+
+
+def _event_text(event: Mapping[str, Any]) -> str:
+    """Every string value of the event, case-folded, NUL-separated: a user ID that is not a
+    substring of it cannot satisfy a condition naming that user (event_match compares
+    case-folded text, event_property_is/contains compare exactly)."""
+    parts: list[str] = []
+    pending: list[Any] = [event]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+    return "\0".join(parts).casefold()
+
+
+class Outcome(NamedTuple):
+    """One recipient's result for an event: the actions and what they mean."""
+
+    actions: list[Any]
+    notify: bool
+    highlight: bool
+
+
+class EventEvaluation:
+    """One event evaluated for many recipients.
+
+    Most recipients of a room message have the default rules, which differ only in the
+    owner's user ID, and the event names none of them; their rules then give one outcome,
+    computed once per distinct ``Ruleset.template`` instead of once per recipient. A
+    recipient the event's text names (an invitee, a mention, a body containing the ID) is
+    evaluated alone. Conditions shared by every recipient are memoized across all of them.
+    """
+
+    __slots__ = ("_event", "_memo", "_shared", "_text")
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = event
+        self._memo: ConditionMemo = {}
+        self._text: str | None = None
+        self._shared: dict[str, Outcome] = {}
+
+    def outcome(self, ruleset: Ruleset, user_id: str,
+                context: Callable[[], PushContext]) -> Outcome:
+        """``user_id``'s outcome; ``context`` (the recipient's :class:`PushContext`) is only
+        built when the rules have to be evaluated for this recipient."""
+        template = ruleset.template
+        if template is not None and user_id == ruleset.owner:
+            if self._text is None:
+                self._text = _event_text(self._event)
+            if user_id.casefold() not in self._text:
+                shared = self._shared.get(template)
+                if shared is None:
+                    shared = self._shared[template] = self._evaluate(ruleset, context())
+                return shared
+        return self._evaluate(ruleset, context())
+
+    def _evaluate(self, ruleset: Ruleset, context: PushContext) -> Outcome:
+        actions = evaluate_for_user(ruleset, self._event, context, self._memo)
+        return Outcome(actions, notifies(actions), bool(tweaks(actions).get("highlight")))
 
 
 def notifies(actions: Iterable[Any]) -> bool:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -26,12 +27,7 @@ import orjson
 
 from myelin.config import PushConfig
 from myelin.core.events import PDU, StateKey
-from myelin.core.push_rules import (
-    ConditionMemo,
-    evaluate_for_user,
-    notifies,
-    tweaks,
-)
+from myelin.core.push_rules import EventEvaluation, tweaks
 from myelin.services.push_inputs import room_push_inputs
 from myelin.services.push_rules import PushRuleService
 from myelin.services.rooms.client_format import client_event
@@ -51,6 +47,7 @@ ROOM_NAME: StateKey = ("m.room.name", "")
 CANONICAL_ALIAS: StateKey = ("m.room.canonical_alias", "")
 QUEUE_LIMIT = 10_000  # events waiting for evaluation; beyond it new ones are dropped (logged)
 EVALUATION_BATCH = 100  # queued events one evaluation task takes at a time
+LOCAL_MEMBERS_CACHED = 10_000  # rooms whose local joined members are kept split out
 BATCH = 50  # notifications a pusher reads at a time
 STALE_MS = 24 * 3600 * 1000  # older notifications are not pushed any more (as Synapse)
 RETENTION_MS = 30 * 24 * 3600 * 1000  # notifications are kept this long for /notifications
@@ -133,6 +130,9 @@ class PushDelivery:
         self._pusher_tasks: dict[PusherKey, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._requests = asyncio.Semaphore(config.max_requests)
+        # Per room, the joined-members tuple last seen and its local members: the tuple is
+        # the same object until the membership changes, so the split is done once per change.
+        self._local_joined: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- lifecycle --
 
@@ -226,6 +226,16 @@ class PushDelivery:
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self._server_name
 
+    def _local_members(self, room_id: str, joined: tuple[str, ...]) -> tuple[str, ...]:
+        cached = self._local_joined.get(room_id)
+        if cached is not None and cached[0] is joined:
+            return cached[1]
+        local = tuple(u for u in joined if self._is_local(u))
+        if len(self._local_joined) >= LOCAL_MEMBERS_CACHED:
+            self._local_joined.pop(next(iter(self._local_joined)))
+        self._local_joined[room_id] = (joined, local)
+        return local
+
     async def evaluate_batch(self, batch: list[tuple[PDU, int]]) -> list[Notification]:
         """Evaluate each (event, stream position) for its local recipients and record what
         notifies, in one write; an event that fails to evaluate is logged and skipped."""
@@ -243,7 +253,7 @@ class PushDelivery:
         if room is None:
             return []
         joined = await self._joined_members.get(pdu.room_id)
-        recipients = [u for u in joined if u != pdu.sender and self._is_local(u)]
+        recipients = [u for u in self._local_members(pdu.room_id, joined) if u != pdu.sender]
         invitee = pdu.state_key if pdu.membership == "invite" else None
         if (pdu.type == "m.room.member" and invitee and invitee != pdu.sender
                 and invitee not in recipients and self._is_local(invitee)):
@@ -254,17 +264,16 @@ class PushDelivery:
         # Display names (membership events) are read only for the users whose rules use them.
         named = [u for u, r in zip(recipients, rulesets, strict=True) if r.uses_display_name]
         inputs = await room_push_inputs(self._timeline, room, named, len(joined))
-        event = client_event(pdu)
+        evaluation = EventEvaluation(client_event(pdu))
         found = []
         ts = now_ms()
-        memo: ConditionMemo = {}  # most conditions come out the same for every recipient
+        thread = thread_root(pdu.content)
         for user_id, ruleset in zip(recipients, rulesets, strict=True):
-            actions = evaluate_for_user(ruleset, event, inputs.context(user_id, pdu.sender),
-                                        memo)
-            if notifies(actions):
+            outcome = evaluation.outcome(ruleset, user_id,
+                                         partial(inputs.context, user_id, pdu.sender))
+            if outcome.notify:
                 found.append(Notification(user_id, stream_ordering, pdu.room_id, pdu.event_id,
-                                          actions, bool(tweaks(actions).get("highlight")), ts,
-                                          thread_root(pdu.content)))
+                                          list(outcome.actions), outcome.highlight, ts, thread))
         return found
 
     async def _prune_loop(self) -> None:

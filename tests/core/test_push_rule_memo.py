@@ -1,4 +1,5 @@
-"""One event evaluated for many recipients shares condition outcomes through a memo: the
+"""One event evaluated for many recipients shares condition outcomes through a memo, and
+whole outcomes between rulesets that differ only by their owner (``EventEvaluation``): the
 result must be exactly what evaluating each recipient alone gives."""
 
 from __future__ import annotations
@@ -8,11 +9,15 @@ from typing import Any
 import pytest
 
 from myelin.core.push_rules import (
+    EventEvaluation,
     PushContext,
     PushRule,
+    RuleSetting,
     build_ruleset,
     condition_key,
     evaluate_for_user,
+    notifies,
+    tweaks,
 )
 
 ROOM = "!room:example.org"
@@ -48,6 +53,11 @@ EVENTS: list[dict[str, Any]] = [
     {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "x",
                                            "m.mentions": {"room": True}}},
     {"type": "m.room.member", "state_key": USERS[2], "content": {"membership": "invite"}},
+    {"type": "m.room.message", "content": {"msgtype": "m.text", "body": "hi",
+                                           "m.mentions": {"user_ids": [USERS[0].upper()]}}},
+    {"type": "m.room.member", "state_key": USERS[1].upper(),
+     "content": {"membership": "invite"}},
+    {"type": "m.room.member", "state_key": SENDER, "content": {"membership": "join"}},
     {"type": "org.example", "content": {"flag": True}},
     {"type": "org.example", "content": {"flag": "true"}},
     {"type": "m.room.encrypted", "content": {"ciphertext": "..."}},
@@ -87,3 +97,67 @@ def test_rulesets_say_whether_they_read_display_names() -> None:
     disabled = PushRule("override", "name", ("notify",), enabled=False,
                         conditions=({"kind": "contains_display_name"},))
     assert not build_ruleset(USERS[3], [disabled], {}).uses_display_name
+
+
+@pytest.mark.parametrize("member_count", [2, 5])
+@pytest.mark.parametrize("sender_level", [0, 100])
+def test_shared_outcomes_equal_evaluating_alone(member_count: int, sender_level: int) -> None:
+    users = [*USERS, *(f"@more{i}:example.org" for i in range(5))]
+    extra = {"@more4:example.org": {("override", ".m.rule.suppress_notices"):
+                                    RuleSetting(enabled=False)}}
+    rulesets = {u: build_ruleset(u, own_rules(u) if u in USERS else [], extra.get(u, {}))
+                for u in users}
+    for body in EVENTS:
+        event = {"sender": SENDER, "room_id": ROOM, **body}
+        contexts = {u: PushContext(u, member_count, display_name=f"Name{i}",
+                                   sender_power_level=sender_level)
+                    for i, u in enumerate(users)}
+        evaluation = EventEvaluation(event)
+        for u in users:
+            alone = evaluate_for_user(rulesets[u], event, contexts[u])
+            outcome = evaluation.outcome(rulesets[u], u, lambda c=contexts[u]: c)
+            assert outcome.actions == alone, (event, u)
+            assert outcome.notify == notifies(alone)
+            assert outcome.highlight == bool(tweaks(alone).get("highlight"))
+
+
+def test_only_one_evaluation_per_template_on_an_event_naming_nobody() -> None:
+    users = [f"@u{i}:example.org" for i in range(10)]
+    rulesets = [build_ruleset(u, [], {}) for u in users]
+    assert len({r.template for r in rulesets}) == 1
+    event = {"sender": SENDER, "room_id": ROOM, "type": "m.room.message",
+             "content": {"msgtype": "m.text", "body": "hello",
+                         "m.mentions": {"user_ids": [users[3]]}}}
+    built: list[str] = []
+
+    def context(user_id: str) -> PushContext:
+        built.append(user_id)
+        return PushContext(user_id, 10)
+
+    evaluation = EventEvaluation(event)
+    outcomes = [evaluation.outcome(r, u, lambda u=u: context(u))
+                for u, r in zip(users, rulesets, strict=True)]
+    assert built == [users[0], users[3]]  # the first ordinary recipient, then the mentioned
+    assert outcomes[3].highlight and not outcomes[0].highlight
+    assert all(o.notify for o in outcomes)
+
+
+def test_rulesets_that_cannot_share() -> None:
+    assert build_ruleset(USERS[3], own_rules(USERS[3]), {}).template is None  # display name
+    assert build_ruleset("@a*:example.org", [], {}).template is None  # glob characters
+    # Different own rules, or a changed default, give a different template.
+    plain = build_ruleset(USERS[0], [], {}).template
+    assert build_ruleset(USERS[4], own_rules(USERS[4]), {}).template != plain
+    muted = build_ruleset(USERS[1], [], {("override", ".m.rule.master"):
+                                         RuleSetting(enabled=True)})
+    assert muted.template != plain
+    # A literal value that happens to spell the placeholder is not the owner: the same
+    # literal rule shares a template across users, and differs from a rule naming the owner.
+    literal = PushRule("override", "x", ("notify",), conditions=(
+        {"kind": "event_match", "key": "state_key", "pattern": "<owner>"},))
+    assert (build_ruleset(USERS[0], [literal], {}).template
+            == build_ruleset(USERS[1], [literal], {}).template)
+    mine = PushRule("override", "x", ("notify",), conditions=(
+        {"kind": "event_match", "key": "state_key", "pattern": USERS[0]},))
+    assert (build_ruleset(USERS[0], [mine], {}).template
+            != build_ruleset(USERS[0], [literal], {}).template)

@@ -8,8 +8,7 @@ user's read position in a room is the stream position of their newest unthreaded
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -18,8 +17,10 @@ from myelin.storage.database import Database, Row
 _COLUMNS = "user_id, stream_ordering, room_id, event_id, actions, highlight, ts, thread_id"
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
+class Notification(NamedTuple):
+    """One notification row. A named tuple: push evaluation makes one per notified recipient
+    of every event, and a tuple is the cheapest immutable record to build."""
+
     user_id: str
     stream_ordering: int
     room_id: str
