@@ -47,6 +47,7 @@ _log = logging.getLogger(__name__)
 BATCH_LIMIT = 100
 """Most jobs folded into one commit: bounds how long early jobs in a burst wait for theirs."""
 BUSY_TIMEOUT_MS = 5000
+READER_CACHE_KIB = 256  # page cache of each read-only connection (see _connect)
 
 _LOST = "SQLite rolled the transaction back after an earlier error; this write was not committed"
 
@@ -176,6 +177,12 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")  # an accidental write via db.fetch fails loudly
+        # 256 KiB, not SQLite's 2 MiB: in WAL mode a reader's page cache is dropped at the
+        # start of every read transaction after another connection committed, which the
+        # group-committing writer does all the time, so a big reader cache mostly holds
+        # stale pages (measured: 4.5 MiB less resident memory after the benchmark run, the
+        # same /messages speed; the OS page cache serves the re-reads).
+        conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
     else:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

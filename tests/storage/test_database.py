@@ -15,7 +15,7 @@ import pytest
 
 from myelin.storage.database import Database, IntegrityError, Statement, connect_database
 from myelin.storage.postgres import rowcount_from_status
-from myelin.storage.sqlite import SqliteDatabase, rewrite_placeholders
+from myelin.storage.sqlite import READER_CACHE_KIB, SqliteDatabase, rewrite_placeholders
 
 KV = """
 CREATE TABLE kv (
@@ -291,6 +291,16 @@ async def test_sqlite_readers_are_read_only(tmp_path: Path) -> None:
         await db.execute(KV)
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             await db.fetch("INSERT INTO kv (k, v) VALUES ('a', 1) RETURNING k")
+    finally:
+        await db.close()
+
+
+async def test_sqlite_readers_keep_a_small_page_cache(tmp_path: Path) -> None:
+    """Readers' caches are dropped after each commit of the writer, so they are kept small."""
+    db = await connect_database(engine="sqlite", sqlite_path=tmp_path / "p.db")
+    try:
+        sizes = {int(await db.fetchval("PRAGMA cache_size")) for _ in range(20)}
+        assert sizes == {-READER_CACHE_KIB}
     finally:
         await db.close()
 

@@ -28,11 +28,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import aiohttp
-import dns.asyncresolver
-import dns.resolver
 import orjson
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
@@ -46,6 +44,9 @@ from myelin.services.media.safe_fetch import (
     UrlBlocked,
     literal_address,
 )
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,21 @@ def pick_srv(records: list[SrvRecord], rng: random.Random) -> SrvRecord | None:
 
 
 class DnsSrvLookup:
-    """The default ``srv_lookup``: dnspython's async resolver (the system's by default)."""
+    """The default ``srv_lookup``: dnspython's async resolver (the system's by default).
+
+    dnspython is imported on the first lookup, not with this module: it costs ~3 MiB of
+    resident memory, and a server that never federates, or only with IP literals and
+    explicit ports, never needs it.
+    """
 
     def __init__(self, resolver: dns.asyncresolver.Resolver | None = None) -> None:
         self._resolver = resolver
 
     async def __call__(self, name: str) -> list[SrvRecord]:
         """SRV records for ``name``; none, or no such name, gives ``[]``; other errors raise."""
+        import dns.asyncresolver
+        import dns.resolver
+
         if self._resolver is None:
             self._resolver = dns.asyncresolver.Resolver()  # reads /etc/resolv.conf
         try:

@@ -26,19 +26,33 @@ from __future__ import annotations
 import io
 import math
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from PIL import ExifTags, Image, ImageFile
 
-THUMBNAIL_CONTENT_TYPES: frozenset[str] = frozenset(
-    {"image/jpeg", "image/png", "image/gif", "image/webp"}
+from myelin.services.media.image_info import (
+    METHODS,
+    THUMBNAIL_CONTENT_TYPES,
+    ImageInfo,
+    ImageTooLarge,
+    Thumbnail,
+    ThumbnailError,
+    output_size,
 )
-"""What ``make_thumbnail`` may produce, and so what a caller may serve unchanged in its place:
-types every browser shows inline."""
 
-METHODS = ("crop", "scale")
+__all__ = [
+    "METHODS",
+    "THUMBNAIL_CONTENT_TYPES",
+    "ImageInfo",
+    "ImageTooLarge",
+    "Thumbnail",
+    "ThumbnailError",
+    "make_thumbnail",
+    "output_size",
+    "probe",
+    "probe_bytes",
+]
 
 JPEG_QUALITY = 80
 WEBP_QUALITY = 80
@@ -99,35 +113,6 @@ _TRANSPOSE = {
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
-class ThumbnailError(Exception):
-    """The content cannot be thumbnailed: not an image we read, or broken."""
-
-
-class ImageTooLarge(ThumbnailError):
-    """More pixels than allowed: refusing is the defence against decompression bombs."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
-    """What the header says, with width and height as displayed (after EXIF orientation), since
-    that is what a thumbnail's geometry is computed from."""
-
-    width: int
-    height: int
-    content_type: str  # the format Pillow detected, whatever the upload claimed
-    animated: bool
-    frames: int  # frames of the animation; 1 when not animated
-
-
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    animated: bool
-
-
 def probe(path: Path, *, max_pixels: int) -> ImageInfo:
     """Identify an image from its header alone, cheaply enough to run before deciding whether to
     serve the original or make a thumbnail. A GIF's frames are counted by walking its blocks,
@@ -150,33 +135,6 @@ def _probe(fp: BinaryIO, max_pixels: int) -> ImageInfo:
         raise ImageTooLarge(str(e)) from e
     except _DECODE_ERRORS as e:
         raise ThumbnailError(f"cannot read image: {e}") from e
-
-
-def output_size(
-    width: int, height: int, req_width: int, req_height: int, method: str
-) -> tuple[int, int]:
-    """The size of the thumbnail of a ``width`` x ``height`` image, without decoding it, so the
-    caller can pick among stored thumbnails. Never larger than the image in either dimension.
-
-    "scale" keeps the aspect ratio and fits inside the requested box (as Synapse does).
-    "crop" has the requested aspect ratio: exactly the requested size when the image is big
-    enough, else the largest such size the image can give.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown thumbnail method {method!r}")
-    if min(width, height, req_width, req_height) <= 0:
-        raise ValueError("sizes must be positive")
-    if method == "scale":
-        if width <= req_width and height <= req_height:
-            return width, height
-        if width * req_height >= height * req_width:  # wider than the box: width decides
-            return req_width, max(1, _div_round(height * req_width, width))
-        return max(1, _div_round(width * req_height, height)), req_height
-    if width >= req_width and height >= req_height:
-        return req_width, req_height
-    if width * req_height <= height * req_width:  # width is the short side relative to the box
-        return width, max(1, _div_round(req_height * width, req_width))
-    return max(1, _div_round(req_width * height, req_height)), height
 
 
 def make_thumbnail(
@@ -391,8 +349,3 @@ def _icc_matches(icc: object, mode: str) -> bool:
         return False
     space = icc[16:20]
     return space == b"RGB " if mode in ("RGB", "RGBA") else space == b"GRAY" and mode in ("L", "LA")
-
-
-def _div_round(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded half up, in integers so sizes never suffer float error."""
-    return (2 * numerator + denominator) // (2 * denominator)

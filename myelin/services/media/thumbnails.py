@@ -22,13 +22,7 @@ from myelin.config import MediaConfig
 from myelin.config_checks import parse_thumbnail_size
 from myelin.errors import MatrixError, not_found, too_large
 from myelin.services.media.blobs import BlobStore, delete_unused_locked, sha256_of
-from myelin.services.media.repository import (
-    MediaRepository,
-    RemoteFetcher,
-    parse_media_ref,
-    too_large_remote,
-)
-from myelin.services.media.thumbnailer import (
+from myelin.services.media.image_info import (
     THUMBNAIL_CONTENT_TYPES,
     ImageInfo,
     ImageTooLarge,
@@ -38,6 +32,12 @@ from myelin.services.media.thumbnailer import (
     output_size,
     probe,
     probe_bytes,
+)
+from myelin.services.media.repository import (
+    MediaRepository,
+    RemoteFetcher,
+    parse_media_ref,
+    too_large_remote,
 )
 from myelin.services.single_flight import SingleFlight
 from myelin.storage.stores.media import MediaRecord, MediaStore, ThumbnailRecord

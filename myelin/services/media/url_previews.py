@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from myelin.config import UrlPreviewConfig
 from myelin.errors import MatrixError, forbidden, invalid_param, unrecognized
+from myelin.services.media.image_info import ThumbnailError, probe
 from myelin.services.media.opengraph import decode_html, parse_opengraph
 from myelin.services.media.repository import MediaRepository
 from myelin.services.media.safe_fetch import (
@@ -28,7 +29,6 @@ from myelin.services.media.safe_fetch import (
     UrlBlocked,
     host_matches,
 )
-from myelin.services.media.thumbnailer import ThumbnailError, probe
 from myelin.services.single_flight import SingleFlight
 from myelin.storage.stores.media import MediaStore
 
