@@ -30,6 +30,7 @@ from myelin.core.room_versions import RoomVersion
 from myelin.errors import MatrixError, bad_json, forbidden, too_large
 from myelin.services.notifier import Notifier
 from myelin.services.rooms.builder import EventBuilder
+from myelin.services.rooms.event_cache import EventCache
 from myelin.services.rooms.membership_cache import user_key
 from myelin.services.rooms.room_writer import QueuedEvent, RoomWriter
 from myelin.services.single_flight import SingleFlight
@@ -54,7 +55,6 @@ log = logging.getLogger("myelin.rooms")
 
 CREATE: StateKey = ("m.room.create", "")
 MAX_PREV_EVENTS = 10
-_EVENT_CACHE_SIZE = 20_000
 _RECENT_TRANSACTIONS = 4096
 ClientTxnKey = tuple[str, str, str, str]  # user ID, device ID, endpoint, transaction ID
 
@@ -111,7 +111,7 @@ class Timeline:
         self._recent_complete_after = stream.current
         self._state_groups = state_groups
         self._rooms: dict[str, RoomState] = {}
-        self._event_cache: OrderedDict[str, PDU] = OrderedDict()
+        self._event_cache = EventCache()
         # Called with each event persisted here and its stream position, after the notifier;
         # a callback must only schedule work (push evaluation), never block or raise.
         self.on_persisted: list[Callable[[PDU, int], None]] = []
@@ -144,9 +144,7 @@ class Timeline:
         return found
 
     def _cache_pdu(self, pdu: PDU) -> None:
-        self._event_cache[pdu.event_id] = pdu
-        if len(self._event_cache) > _EVENT_CACHE_SIZE:
-            self._event_cache.popitem(last=False)
+        self._event_cache.put(pdu)
 
     async def room(self, room_id: str) -> RoomState | None:
         """The room's current state as the next local event sees it; None if unknown here."""
@@ -398,7 +396,7 @@ class Timeline:
         room.stale = True
         for event in events:
             self._stream.finish(event.stream)
-            self._event_cache.pop(event.pdu.event_id, None)
+            self._event_cache.discard(event.pdu.event_id)
             event.settle(error)
 
     # -- events from other servers --
