@@ -240,7 +240,8 @@ async def build_services(config: Config) -> Services:
                                           ("device_list_private_changes", "stream_id")),
         state_groups=await StreamPositions.load(db, "state_groups", "group_id"),
     )
-    joined_members = JoinedMembers(state_store, timeline.stream, timeline.membership_changes)
+    joined_members = JoinedMembers(state_store, timeline.stream, timeline.membership_changes,
+                                   config.server_name)
     user_memberships = UserMemberships(state_store, timeline.stream,
                                        timeline.membership_changes)
     visibility = Visibility(state_store, timeline.get_pdus)

@@ -47,7 +47,6 @@ ROOM_NAME: StateKey = ("m.room.name", "")
 CANONICAL_ALIAS: StateKey = ("m.room.canonical_alias", "")
 QUEUE_LIMIT = 10_000  # events waiting for evaluation; beyond it new ones are dropped (logged)
 EVALUATION_BATCH = 100  # queued events one evaluation task takes at a time
-LOCAL_MEMBERS_CACHED = 10_000  # rooms whose local joined members are kept split out
 BATCH = 50  # notifications a pusher reads at a time
 STALE_MS = 24 * 3600 * 1000  # older notifications are not pushed any more (as Synapse)
 RETENTION_MS = 30 * 24 * 3600 * 1000  # notifications are kept this long for /notifications
@@ -130,9 +129,6 @@ class PushDelivery:
         self._pusher_tasks: dict[PusherKey, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._requests = asyncio.Semaphore(config.max_requests)
-        # Per room, the joined-members tuple last seen and its local members: the tuple is
-        # the same object until the membership changes, so the split is done once per change.
-        self._local_joined: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- lifecycle --
 
@@ -226,16 +222,6 @@ class PushDelivery:
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self._server_name
 
-    def _local_members(self, room_id: str, joined: tuple[str, ...]) -> tuple[str, ...]:
-        cached = self._local_joined.get(room_id)
-        if cached is not None and cached[0] is joined:
-            return cached[1]
-        local = tuple(u for u in joined if self._is_local(u))
-        if len(self._local_joined) >= LOCAL_MEMBERS_CACHED:
-            self._local_joined.pop(next(iter(self._local_joined)))
-        self._local_joined[room_id] = (joined, local)
-        return local
-
     async def evaluate_batch(self, batch: list[tuple[PDU, int]]) -> list[Notification]:
         """Evaluate each (event, stream position) for its local recipients and record what
         notifies, in one write; an event that fails to evaluate is logged and skipped."""
@@ -253,7 +239,8 @@ class PushDelivery:
         if room is None:
             return []
         joined = await self._joined_members.get(pdu.room_id)
-        recipients = [u for u in self._local_members(pdu.room_id, joined) if u != pdu.sender]
+        recipients = [u for u in await self._joined_members.local(pdu.room_id)
+                      if u != pdu.sender]
         invitee = pdu.state_key if pdu.membership == "invite" else None
         if (pdu.type == "m.room.member" and invitee and invitee != pdu.sender
                 and invitee not in recipients and self._is_local(invitee)):

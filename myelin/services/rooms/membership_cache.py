@@ -56,21 +56,36 @@ class _Entries(Generic[V]):
 
 
 class JoinedMembers:
+    """Each room's joined members, and the local ones among them (push evaluation's
+    recipients), split once per membership change rather than once per event."""
+
     def __init__(self, state: StateStore, stream: StreamPositions,
-                 membership_changes: StreamChanges, max_rooms: int = MAX_ENTRIES) -> None:
+                 membership_changes: StreamChanges, server_name: str = "",
+                 max_rooms: int = MAX_ENTRIES) -> None:
         self._state = state
         self._stream = stream
-        self._rooms: _Entries[tuple[str, ...]] = _Entries(membership_changes, max_rooms)
+        self._server_name = server_name
+        self._rooms: _Entries[tuple[tuple[str, ...], tuple[str, ...]]] = _Entries(
+            membership_changes, max_rooms)
 
     async def get(self, room_id: str) -> tuple[str, ...]:
         """The user IDs joined to ``room_id`` now (local and remote)."""
+        return (await self._entry(room_id))[0]
+
+    async def local(self, room_id: str) -> tuple[str, ...]:
+        """The joined members of this server (``server_name`` given at construction)."""
+        return (await self._entry(room_id))[1]
+
+    async def _entry(self, room_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         cached = self._rooms.get(room_id)
         if cached is not None:
             return cached
         read_at = self._stream.current  # before the query: a later change invalidates it
         members = tuple(await self._state.joined_members(room_id))
-        self._rooms.put(room_id, read_at, members)
-        return members
+        entry = (members, tuple(u for u in members
+                                if u.partition(":")[2] == self._server_name))
+        self._rooms.put(room_id, read_at, entry)
+        return entry
 
 
 class UserMemberships:

@@ -12,10 +12,24 @@ from harness import logged_in_user as user
 V3 = "/_matrix/client/v3"
 
 
-def members_of(server: RunningServer, max_rooms: int = 100) -> JoinedMembers:
+def members_of(server: RunningServer, max_rooms: int = 100,
+               server_name: str = "test.local") -> JoinedMembers:
     timeline = server.services.timeline
     return JoinedMembers(StateStore(server.services.db), timeline.stream,
-                         timeline.membership_changes, max_rooms=max_rooms)
+                         timeline.membership_changes, server_name, max_rooms=max_rooms)
+
+
+async def test_local_members_follow_joins_and_leave_out_other_servers(
+        homeserver: RunningServer) -> None:
+    alice = await user(homeserver, "alice")
+    bob = await user(homeserver, "bob")
+    room_id = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})).json["room_id"]
+    members = members_of(homeserver)
+    assert await members.local(room_id) == ("@alice:test.local",)
+    assert (await bob.post(f"{V3}/join/{room_id}", {})).status == 200
+    assert sorted(await members.local(room_id)) == ["@alice:test.local", "@bob:test.local"]
+    # Seen from another server, the same members are all remote.
+    assert await members_of(homeserver, server_name="elsewhere.example").local(room_id) == ()
 
 
 async def test_follows_joins_and_leaves(homeserver: RunningServer) -> None:
